@@ -1,0 +1,169 @@
+"""tia's settings: defaults, ``[tool.tia]`` in ``pyproject.toml``, environment, command line.
+
+`load_config` applies them in that order, later ones winning, in one place.
+Unknown keys are an error that names the key, so a typo never silently
+weakens the selection.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tia.errors import UsageError
+
+# Changing one of these can change how every test runs: they select everything.
+DEFAULT_RUN_ALL = (
+    "pyproject.toml",
+    "setup.cfg",
+    "setup.py",
+    "tox.ini",
+    "pytest.ini",
+    ".pytest.ini",
+    "requirements*.txt",
+    "requirements/*.txt",
+    "constraints*.txt",
+    "Pipfile",
+    "Pipfile.lock",
+    "poetry.lock",
+    "pdm.lock",
+    "uv.lock",
+    ".python-version",
+)
+ENGINES = ("coverage",)
+
+
+@dataclass
+class Config:
+    """The settings of one tia invocation.
+
+    Attributes:
+        root: the git work tree's top directory.
+        cache_dir: where the map lives (default ``<root>/.tia``).
+        since: the ref `tia run` and `tia select` compare with when given none.
+        run_all: globs of files whose change selects every test.
+        ignore: globs of files whose changes tia disregards.
+        engine: the recording engine.
+        workers: ``"auto"`` (tia decides), or a worker count (0: no xdist).
+        source: where the ``[tool.tia]`` settings came from, if anywhere.
+    """
+
+    root: Path
+    cache_dir: Path
+    since: str | None = None
+    run_all: tuple[str, ...] = DEFAULT_RUN_ALL
+    ignore: tuple[str, ...] = ()
+    engine: str = "coverage"
+    workers: str | int = "auto"
+    source: Path | None = None
+
+    def runs_all(self, path: str) -> bool:
+        return any(fnmatch.fnmatchcase(path, pattern) for pattern in self.run_all)
+
+    def ignored(self, path: str) -> bool:
+        return any(fnmatch.fnmatchcase(path, pattern) for pattern in self.ignore)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from exc
+
+
+def _find_settings(start: Path, root: Path) -> tuple[Path | None, dict[str, Any]]:
+    """The nearest pyproject.toml with a [tool.tia] table, from `start` up to `root`."""
+    for directory in (start, *start.parents):
+        candidate = directory / "pyproject.toml"
+        if candidate.is_file():
+            table = _read_toml(candidate).get("tool", {}).get("tia")
+            if table is not None:
+                if not isinstance(table, dict):
+                    raise UsageError(f"{candidate}: [tool.tia] must be a table")
+                return candidate, table
+        if directory == root:
+            break
+    return None, {}
+
+
+def _globs(value: Any, key: str, where: Path | str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UsageError(f"{where}: [tool.tia] {key} must be a list of glob strings")
+    return tuple(value)
+
+
+def parse_workers(value: Any, where: str) -> str | int:
+    if value in ("auto", "logical"):
+        return "auto"
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{where}: workers must be 'auto' or a number, not {value!r}") from None
+    if count < 0:
+        raise UsageError(f"{where}: workers must be 'auto' or a number >= 0, not {count}")
+    return count
+
+
+def load_config(
+    root: Path,
+    cwd: Path,
+    *,
+    cache_dir: str | None = None,
+    workers: str | None = None,
+    environ: dict[str, str] | None = None,
+) -> Config:
+    """Build the settings: defaults < [tool.tia] < environment < command line."""
+    environ = os.environ if environ is None else environ
+    source, table = _find_settings(cwd.resolve(), root)
+    config = Config(root=root, cache_dir=root / ".tia", source=source)
+
+    allowed = {"since", "run_all", "extend_run_all", "ignore", "engine", "workers", "cache_dir"}
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise UsageError(
+            f"{source}: unknown key {unknown[0]!r} in [tool.tia]",
+            hint=f"known keys: {', '.join(sorted(allowed))}",
+        )
+    where = str(source)
+    if "since" in table:
+        if not isinstance(table["since"], str):
+            raise UsageError(f"{where}: [tool.tia] since must be a string")
+        config.since = table["since"]
+    if "run_all" in table:
+        config.run_all = _globs(table["run_all"], "run_all", where)
+    if "extend_run_all" in table:
+        config.run_all = config.run_all + _globs(table["extend_run_all"], "extend_run_all", where)
+    if "ignore" in table:
+        config.ignore = _globs(table["ignore"], "ignore", where)
+    if "engine" in table:
+        config.engine = table["engine"]
+    if "workers" in table:
+        config.workers = parse_workers(table["workers"], where)
+    if "cache_dir" in table:
+        if not isinstance(table["cache_dir"], str):
+            raise UsageError(f"{where}: [tool.tia] cache_dir must be a string")
+        config.cache_dir = (source.parent if source else root) / table["cache_dir"]
+
+    if environ.get("TIA_CACHE_DIR"):
+        config.cache_dir = Path(environ["TIA_CACHE_DIR"])
+    if environ.get("TIA_ENGINE"):
+        config.engine = environ["TIA_ENGINE"]
+
+    if cache_dir:
+        config.cache_dir = Path(cache_dir)
+    if workers is not None:
+        config.workers = parse_workers(workers, "-n")
+
+    if config.engine not in ENGINES:
+        raise UsageError(f"unknown engine {config.engine!r}", hint=f"choose one of: {', '.join(ENGINES)}")
+    config.cache_dir = config.cache_dir.resolve()
+    return config

@@ -1,0 +1,120 @@
+"""From recorded contexts to dependencies: what each test executed and read, in scopes.
+
+The plugin switches the recorder between these contexts:
+
+* ``T:<nodeid>``: a test's setup, call and teardown;
+* ``F:<baseid>::<name>``: the setup of a fixture broader than a function, which
+  runs once for many tests (every test whose closure holds it depends on it);
+* ``C:<nodeid>``: collecting a collector: importing a test module or conftest,
+  ``pytest_generate_tests``, parametrize arguments (every test below it depends on it);
+* ``S``: everything else: start-up, hooks, plugins.
+
+`reduce_run` folds these into one `Deps` per test and the run's `RunFacts`.
+This module is pure: the plugin hands it what the recorder saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from tia.records import Deps, RunFacts
+from tia.scopes import FileIndex
+
+SESSION = "S"
+TEST = "T:"
+FIXTURE = "F:"
+COLLECT = "C:"
+IMPORT_CONTEXTS = (COLLECT, SESSION)
+
+
+def fixture_key(baseid: str, argname: str) -> str:
+    return f"{FIXTURE}{baseid}::{argname}"
+
+
+@dataclass(frozen=True)
+class TestPlan:
+    """What the plugin knows of one test besides its own context."""
+
+    __test__ = False
+
+    nodeid: str
+    collectors: tuple[str, ...]  # node ids of the collectors above it, session ("") first
+    fixtures: tuple[str, ...]  # fixture_key() of every broader-than-function fixture it uses
+
+
+# context -> path -> function scopes (an empty set: the module scope only, or a data file)
+ScopesByContext = dict[str, dict[str, set[str]]]
+
+
+def scopes_by_context(
+    lines: dict[str, dict[str, set[int]]],
+    reads: dict[str, set[str]],
+    index_of: Callable[[str], FileIndex | None],
+) -> ScopesByContext:
+    """Turn executed lines into function scopes, and add the files each context read."""
+    tables: dict[str, list[str | None]] = {}
+    out: ScopesByContext = {}
+    for ctx, files in lines.items():
+        target = out.setdefault(ctx, {})
+        for path, linenos in files.items():
+            if path not in tables:
+                index = index_of(path)
+                tables[path] = index.line_scopes() if index and not index.error else []
+            table = tables[path]
+            scopes = target.setdefault(path, set())
+            for line in linenos:
+                name = table[line] if line < len(table) else None
+                if name is not None:
+                    scopes.add(name)
+    for ctx, paths in reads.items():
+        target = out.setdefault(ctx, {})
+        for path in paths:
+            target.setdefault(path, set())
+    return out
+
+
+def _merge(into: dict[str, set[str]], more: dict[str, set[str]] | None) -> None:
+    if more:
+        for path, scopes in more.items():
+            into.setdefault(path, set()).update(scopes)
+
+
+def reduce_run(
+    by_context: ScopesByContext,
+    tests: Iterable[TestPlan],
+    openers: dict[str, set[str]],
+    blob_of: Callable[[str], str],
+) -> tuple[dict[str, Deps], RunFacts]:
+    """Per-test dependencies and run facts from one run's contexts.
+
+    `blob_of` gives the blob id of the version of a file the run executed.
+    """
+    deps_by_test: dict[str, Deps] = {}
+    for plan in tests:
+        merged: dict[str, set[str]] = {}
+        _merge(merged, by_context.get(TEST + plan.nodeid))
+        for collector in plan.collectors:
+            _merge(merged, by_context.get(COLLECT + collector))
+        for key in plan.fixtures:
+            _merge(merged, by_context.get(key))
+        deps_by_test[plan.nodeid] = {
+            path: (blob_of(path), frozenset(scopes)) for path, scopes in merged.items()
+        }
+    session: Deps = {}
+    import_time: dict[str, set[str]] = {}
+    for ctx, files in by_context.items():
+        if ctx == SESSION:
+            for path, scopes in files.items():
+                if scopes:
+                    session[path] = (blob_of(path), frozenset(scopes))
+        elif ctx.startswith(COLLECT):
+            for path, scopes in files.items():
+                if scopes:
+                    import_time.setdefault(path, set()).update(scopes)
+    facts = RunFacts(
+        session=session,
+        import_time={p: frozenset(s) for p, s in import_time.items()},
+        reads={p: frozenset(s) for p, s in openers.items() if s},
+    )
+    return deps_by_test, facts

@@ -1,0 +1,334 @@
+"""The coordinator: a repository under tia, and the loop record -> store -> select -> run -> record.
+
+`Project` owns the configuration, the git repository, the work tree and the
+store, and passes what each step needs down to it: `plan` gathers what changed
+and asks `tia.selection` what to run; `tia.runner` runs it; `fold` stores what
+the run recorded.  Nothing below this module imports it.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tia.config import Config
+from tia.environment import Environment
+from tia.errors import StoreError, TiaError
+from tia.gitrepo import UNKNOWN_BLOB, Base, GitRepo
+from tia.records import FAILED_OUTCOMES, RecordError, RunFacts, TestRecord, deps_from_json, safe_path
+from tia.scopes import FileIndex
+from tia.selection import ChangeSource, Reason, Selection, select
+from tia.store import Store
+from tia.worktree import WorkTree, snapshot_id
+
+
+@dataclass
+class Plan:
+    """What a run will do, decided before pytest starts.
+
+    Attributes:
+        mode: ``"all"`` (run and map everything) or ``"select"``.
+        why_all: the reason for ``"all"``.
+        selection: known tests to run, with reasons (``"select"`` only).
+        known: node ids in the map; anything else pytest collects is new.
+        listing: the work tree at the start: path -> blob id.
+        snapshot: the content address of `listing`.
+        touched: files that differ from some test's last run or from the base.
+        needs_pytest: whether pytest must start at all (to run, or to look for new tests).
+        base: the ``--since`` merge-base, if any.
+    """
+
+    mode: str
+    why_all: str | None
+    selection: Selection
+    known: set[str]
+    listing: dict[str, str]
+    snapshot: str
+    env: Environment
+    durations: dict[str, float]
+    touched: set[str] = field(default_factory=set)
+    needs_pytest: bool = True
+    base: Base | None = None
+    started: float = field(default_factory=time.time)
+
+    @property
+    def selected(self) -> list[str]:
+        return sorted(self.selection.reasons)
+
+    def header(self) -> str:
+        """One line for pytest's header."""
+        if self.mode == "all":
+            return f"tia: running every test ({self.why_all})"
+        files = len(self.selection.changed_files)
+        since = f" since {self.base.ref} (merge-base {self.base.commit[:7]})" if self.base else ""
+        return (
+            f"tia: {len(self.selection.reasons)} of {len(self.known)} mapped tests affected by "
+            f"{files} changed file{'s' if files != 1 else ''}{since}; new tests run too"
+        )
+
+
+@dataclass
+class FoldSummary:
+    recorded: int
+    failed: int
+    evicted: int
+
+
+class Project:
+    """A git work tree with tia's map; see the module docstring."""
+
+    def __init__(self, config: Config, warn: Callable[[str], None]) -> None:
+        self.config = config
+        self.root = config.root
+        self.warn = warn
+        self.git = GitRepo(config.root)
+        self.store = Store(config.cache_dir, warn)
+        self._tests: dict[str, TestRecord] | None = None
+
+    # -- reading the map ---------------------------------------------------------
+
+    def open_store(self) -> Store:
+        if self.store._cache is None:
+            self.store.open()
+        return self.store
+
+    def tests(self) -> dict[str, TestRecord]:
+        if self._tests is None:
+            self._tests = self._guarded(self.open_store().tests)
+        return self._tests
+
+    def _guarded(self, read: Callable[[], Any]) -> Any:
+        """Read from the store; a corrupt map is moved aside and read again, empty."""
+        from tia.errors import CorruptStoreError
+
+        try:
+            return read()
+        except CorruptStoreError as exc:
+            self.store._quarantine(str(exc))
+            self.store.open()
+            return read()
+
+    def meta(self) -> dict[str, Any]:
+        return self.open_store().meta() or {}
+
+    def rootdir(self) -> str:
+        value = self.meta().get("rootdir", "")
+        return value if isinstance(value, str) else ""
+
+    def worktree(self) -> WorkTree:
+        return WorkTree(self.root, self.open_store().stat_cache())
+
+    def environment(self) -> Environment:
+        from tia.environment import current
+
+        return current(self.root)
+
+    # -- planning ----------------------------------------------------------------
+
+    def plan(self, since: str | None, run_all: bool) -> Plan:
+        """Decide what to run: every test, or the affected ones and the last failures."""
+        tests = self.tests()
+        facts = self._guarded(self.store.facts)
+        worktree = self.worktree()
+        listing = worktree.listing(self.git.worktree_files())
+        if worktree.dirty:
+            self.store.put_stat_cache(worktree.stat)
+        env = self.environment()
+        base = self.git.merge_base(since) if since else None
+        snap = snapshot_id(listing)
+        durations = {n: r.duration for n, r in tests.items()}
+        empty = Selection()
+        why_all = "--all" if run_all else None
+        if not tests:
+            why_all = why_all or "no map yet: the first run maps the whole suite"
+        if why_all:
+            return Plan("all", why_all, empty, set(tests), listing, snap, env, durations, base=base)
+
+        versions = self.versions(listing, worktree)
+        sources = []
+        by_epoch: dict[str, set[str]] = {}
+        for nodeid, record in tests.items():
+            by_epoch.setdefault(record.epoch, set()).add(nodeid)
+        stale: set[str] = set()
+        for epoch, nodeids in by_epoch.items():
+            old = self._guarded(lambda e=epoch: self.store.snapshot(e))
+            if old is None:
+                stale |= nodeids
+                continue
+            sources.append(ChangeSource("changed", old, frozenset(nodeids)))
+        if base is not None:
+            sources.append(ChangeSource("since", base.files, frozenset(tests)))
+        old_env = self.meta().get("env", {})
+        selection = select(
+            tests=tests,
+            facts=facts,
+            current=listing,
+            sources=sources,
+            diff=versions.diff,
+            graph=LazyImportGraph(listing, versions, facts),
+            rootdir=self.rootdir(),
+            env_id=env.id,
+            env_change=env.describe_change(old_env if isinstance(old_env, dict) else {}),
+            runs_all=self.config.runs_all,
+            ignored=self.config.ignored,
+        )
+        for nodeid in stale:
+            selection.add(nodeid, Reason("changed", detail="the snapshot of its last run is gone"))
+        self._new_indexes = versions.new
+        touched = self._touched(tests, sources, listing)
+        plan = Plan("select", None, selection, set(tests), listing, snap, env, durations, touched, base=base)
+        plan.needs_pytest = bool(selection.reasons) or self._may_add_tests(touched, tests)
+        return plan
+
+    def versions(self, listing: dict[str, str], worktree: WorkTree) -> Any:
+        from tia.changes import Versions
+
+        return Versions(
+            stored=lambda sha: self._guarded(lambda: self.store.index(sha)),
+            blob=self.git.blob,
+            worktree=worktree.read,
+            current=listing,
+        )
+
+    def _touched(
+        self, tests: dict[str, TestRecord], sources: list[ChangeSource], listing: dict[str, str]
+    ) -> set[str]:
+        touched: set[str] = set()
+        for source in sources:
+            for path in source.old.keys() | listing.keys():
+                if source.old.get(path) != listing.get(path):
+                    touched.add(path)
+        for record in tests.values():
+            for path, (sha, _) in record.deps.items():
+                if listing.get(path) != sha:
+                    touched.add(path)
+        return {p for p in touched if not self.config.ignored(p)}
+
+    def _may_add_tests(self, touched: set[str], tests: dict[str, TestRecord]) -> bool:
+        """Whether a changed file could hold tests the map does not know yet."""
+        from tia.selection import test_file
+
+        rootdir = self.rootdir()
+        test_files = {test_file(n, rootdir) for n in tests}
+        dep_paths = {p for r in tests.values() for p in r.deps}
+        return any(
+            p.endswith(".py")
+            and (p in test_files or p not in dep_paths or posixpath.basename(p) == "conftest.py")
+            for p in touched
+        )
+
+    # -- storing a run -------------------------------------------------------------
+
+    def fold(self, plan: Plan, payload: dict[str, Any], replace_all: bool) -> FoldSummary:
+        """Store what a run recorded: one transaction, then evict what nobody references."""
+        rootdir = self._rootdir_of(payload)
+        records: dict[str, TestRecord] = {}
+        facts = RunFacts()
+        indexes: dict[str, FileIndex] = dict(getattr(self, "_new_indexes", {}))
+        deps_by_test: dict[str, dict[str, tuple[str, frozenset[str]]]] = {}
+        try:
+            for part in payload.get("parts", []):
+                blobs = part.get("blobs", {})
+                for sha, data in part.get("indexes", {}).items():
+                    indexes[sha] = FileIndex.from_json(data)
+                for nodeid, deps in part.get("deps", {}).items():
+                    deps_by_test[nodeid] = self._pin(deps_from_json(deps), blobs, plan.listing)
+                part_facts = RunFacts.from_json(part.get("facts", {}))
+                part_facts.session = self._pin(part_facts.session, blobs, plan.listing)
+                facts.merge(part_facts)
+            for nodeid, result in payload.get("outcomes", {}).items():
+                if nodeid not in deps_by_test and result.get("outcome") not in FAILED_OUTCOMES:
+                    # Ran, but its recording was lost (a crashed worker): keep what the map had,
+                    # so the test is not taken for one that depends on nothing.
+                    continue
+                records[nodeid] = TestRecord.from_json(
+                    nodeid,
+                    {
+                        "outcome": result.get("outcome"),
+                        "duration": result.get("duration"),
+                        "when": plan.started,
+                        "epoch": plan.snapshot,
+                        "env": plan.env.id,
+                        "deps": {},
+                    },
+                )
+                records[nodeid].deps = deps_by_test.get(nodeid, {})
+        except (RecordError, ValueError, AttributeError, TypeError) as exc:
+            raise TiaError(f"the results of the pytest run are malformed: {exc}") from exc
+        if not records and not replace_all:
+            return FoldSummary(0, 0, 0)
+        meta = {
+            "rootdir": rootdir,
+            "commit": self.git.head(),
+            "env": plan.env.to_json(),
+            "env_id": plan.env.id,
+        }
+        if replace_all:
+            meta["mapped"] = plan.started
+        # Keep the indexes of the files the run executed and of the .py files as they are now.
+        wanted = {sha for r in records.values() for sha, _ in r.deps.values()}
+        wanted |= {sha for p, sha in plan.listing.items() if p.endswith(".py")}
+        self.store.write_run(
+            tests=records,
+            indexes={sha: i for sha, i in indexes.items() if sha in wanted},
+            snapshot=(plan.snapshot, plan.listing),
+            facts=facts,
+            meta=meta,
+            replace_all=replace_all,
+        )
+        merged = records if replace_all else {**self.tests(), **records}
+        blobs = {sha for r in merged.values() for sha, _ in r.deps.values()}
+        blobs |= {sha for p, sha in plan.listing.items() if p.endswith(".py")}
+        evicted = self.store.evict(blobs, {r.epoch for r in merged.values()} | {plan.snapshot})
+        self._tests = merged
+        return FoldSummary(len(records), sum(r.failed for r in records.values()), evicted)
+
+    def _pin(
+        self, deps: dict[str, tuple[str, frozenset[str]]], blobs: dict[str, str], listing: dict[str, str]
+    ) -> dict[str, tuple[str, frozenset[str]]]:
+        """Pin each dependency to the version the run started from.
+
+        A file that changed while the run went on is pinned to no version, so
+        it counts as changed next time; a file that did not exist when the run
+        started (a test wrote it) is no input of the test and is dropped.
+        """
+        pinned = {}
+        for path, (_, scopes) in deps.items():
+            before = listing.get(path)
+            if before is None:
+                continue
+            after = blobs.get(path, before)
+            pinned[path] = (before if after == before else UNKNOWN_BLOB, scopes)
+        return pinned
+
+    def _rootdir_of(self, payload: dict[str, Any]) -> str:
+        raw = payload.get("rootdir")
+        if not isinstance(raw, str):
+            return self.rootdir()
+        try:
+            rel = Path(raw).resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            raise StoreError(f"pytest's rootdir {raw} is outside the git repository {self.root}") from None
+        return "" if rel == "." else safe_path(rel)
+
+
+class LazyImportGraph:
+    """The import graph, built the first time a module-level change needs it."""
+
+    def __init__(self, listing: dict[str, str], versions: Any, facts: RunFacts) -> None:
+        self._listing = listing
+        self._versions = versions
+        self._facts = facts
+        self._graph: Any = None
+
+    def importers(self, path: str) -> set[str]:
+        if self._graph is None:
+            from tia.graph import ImportGraph
+
+            py = [p for p in self._listing if p.endswith(".py")]
+            self._graph = ImportGraph(py, self._versions.current_index, self._facts.reads)
+        return self._graph.importers(path)

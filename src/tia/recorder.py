@@ -1,0 +1,170 @@
+"""The recording engine: which repository lines ran, and which repository files were opened, per context.
+
+This is the only module that uses coverage.py.  A *context* is a label the
+pytest plugin switches as the session moves on (see `tia.mapping` for the
+labels).  Coverage measures the repository's own files only; an audit hook on
+``open`` sees every file a test reads, whether through `open`, `Path.read_text`,
+`os.open` or `importlib.resources`.
+
+coverage.py's ``sysmon`` core keeps only the first context to reach each line
+(coverage.py #2200), so the recorder always asks for the ``ctrace`` core.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+
+# A private reference, so a test that mocks os.path cannot reach the audit hook.
+_abspath = os.path.abspath
+_O_ACCMODE = getattr(os, "O_ACCMODE", 3)
+
+
+class CoverageRecorder:
+    """Lines executed and files read, by context.
+
+    Lifecycle: ``CoverageRecorder(root, collection_prefix)``, `start`, any number
+    of `switch`, `stop`, then `lines` and `reads`.
+
+    Attributes:
+        context: the current context label.
+        file_reads: context -> absolute paths of files opened for reading.
+        import_reads: Python file -> data files opened while that file was on the
+            stack during collection or session set-up (its import-time reads).
+    """
+
+    def __init__(self, root: Path, import_contexts: tuple[str, ...]) -> None:
+        import coverage
+
+        self.root = root
+        self._prefix = str(root) + os.sep
+        self._import_contexts = import_contexts
+        self.context = ""
+        self.file_reads: dict[str, set[str]] = {}
+        self.import_reads: dict[str, set[str]] = {}
+        self._active = False
+        omit = [
+            f"{root}/.tia/*",
+            f"{root}/.git/*",
+            "*/site-packages/*",
+            "*/dist-packages/*",
+            f"{sys.prefix}/*",
+            f"{sys.base_prefix}/*",
+        ]
+        self._cov = coverage.Coverage(
+            data_file=None,
+            config_file=False,
+            branch=False,
+            include=[f"{root}/*"],
+            omit=omit,
+        )
+        # Per-test contexts need a core that supports them: never sysmon (coverage.py #2200).
+        self._cov.set_option("run:core", "ctrace")
+
+    def start(self) -> None:
+        _install_audit_hook(self)
+        self._cov.start()
+        self._active = True
+        self.switch("S")
+
+    def switch(self, context: str) -> str:
+        previous = self.context
+        self.context = context
+        if self._active:
+            self._cov.switch_context(context)
+        return previous
+
+    def stop(self) -> None:
+        if self._active:
+            self._active = False
+            self._cov.stop()
+
+    def lines(self) -> dict[str, dict[str, set[int]]]:
+        """context -> repository-relative path -> executed line numbers."""
+        data = self._cov.get_data()
+        out: dict[str, dict[str, set[int]]] = {}
+        for filename in data.measured_files():
+            if not filename.startswith(self._prefix):
+                continue
+            rel = Path(filename[len(self._prefix) :]).as_posix()
+            for lineno, contexts in data.contexts_by_lineno(filename).items():
+                for ctx in contexts:
+                    out.setdefault(ctx, {}).setdefault(rel, set()).add(lineno)
+        return out
+
+    def _relative(self, path: str) -> str | None:
+        if not path.startswith(self._prefix):
+            return None
+        return Path(path[len(self._prefix) :]).as_posix()
+
+    def reads(self) -> dict[str, set[str]]:
+        """context -> repository-relative paths of files opened for reading."""
+        out: dict[str, set[str]] = {}
+        for ctx, paths in self.file_reads.items():
+            rels = {r for r in map(self._relative, paths) if r}
+            if rels:
+                out[ctx] = rels
+        return out
+
+    def openers(self) -> dict[str, set[str]]:
+        """Python file -> data files it read at import time, repository-relative."""
+        out: dict[str, set[str]] = {}
+        for opener, paths in self.import_reads.items():
+            rel_opener = self._relative(opener)
+            if rel_opener:
+                out[rel_opener] = {r for r in map(self._relative, paths) if r}
+        return out
+
+    def on_open(self, path: object, mode: object, flags: object) -> None:
+        """Called by the audit hook for every ``open`` event in the process."""
+        if not self._active:
+            return
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        elif not isinstance(path, str):
+            if isinstance(path, os.PathLike):
+                path = os.fspath(path)
+            if not isinstance(path, str):
+                return  # a file descriptor
+        if path.endswith((".py", ".pyc")):
+            return  # imports: coverage sees the code that runs
+        if isinstance(mode, str):
+            if "r" not in mode and "+" not in mode:
+                return
+        elif isinstance(flags, int) and flags & _O_ACCMODE == os.O_WRONLY:
+            return
+        full = _abspath(path)
+        if not full.startswith(self._prefix):
+            return
+        context = self.context
+        self.file_reads.setdefault(context, set()).add(full)
+        if context.startswith(self._import_contexts):
+            frame = sys._getframe(2)
+            while frame is not None:
+                filename = frame.f_code.co_filename
+                if filename.startswith(self._prefix) and filename.endswith(".py"):
+                    self.import_reads.setdefault(filename, set()).add(full)
+                frame = frame.f_back
+
+
+# Audit hooks cannot be removed, so one hook is installed per process and routes
+# events to whichever recorder is current.
+_hook_state: dict[str, CoverageRecorder | None] = {"recorder": None}
+
+
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    recorder = _hook_state["recorder"]
+    if event == "open" and recorder is not None:
+        # An audit hook must never break the code under test.
+        with contextlib.suppress(Exception):
+            recorder.on_open(*args)
+
+
+def _install_audit_hook(recorder: CoverageRecorder) -> None:
+    """Route ``open`` events to `recorder`."""
+    if "installed" not in _hook_state:
+        sys.addaudithook(_audit)
+        _hook_state["installed"] = None
+    _hook_state["recorder"] = recorder

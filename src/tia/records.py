@@ -1,0 +1,169 @@
+"""The map's records: what tia knows about each test and about the run as a whole.
+
+These are plain dataclasses with JSON converters that validate every field:
+what tia reads back from disk may come from another machine, so it is data to
+check, never code to run.  Paths are POSIX paths relative to the git root.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+FAILED_OUTCOMES = frozenset({"failed", "error"})
+OUTCOMES = frozenset({"passed", "failed", "error", "skipped"})
+
+# path -> (blob id of the version the test ran against, function scopes it executed)
+Deps = dict[str, tuple[str, frozenset[str]]]
+
+
+class RecordError(ValueError):
+    """A stored record does not have the shape tia writes."""
+
+
+def _str(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise RecordError(f"{what} must be a string")
+    return value
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RecordError(f"{what} must be a number")
+    return float(value)
+
+
+def safe_path(value: Any) -> str:
+    """Check that a path read from outside is relative and stays inside the repository."""
+    path = _str(value, "a path")
+    if not path or path.startswith("/") or "\\" in path or ".." in path.split("/"):
+        raise RecordError(f"unsafe path {path!r}: paths are relative to the repository root")
+    return path
+
+
+def deps_to_json(deps: Deps) -> dict[str, list[Any]]:
+    return {path: [sha, sorted(scopes)] for path, (sha, scopes) in sorted(deps.items())}
+
+
+def deps_from_json(data: Any) -> Deps:
+    if not isinstance(data, dict):
+        raise RecordError("dependencies must be an object")
+    deps: Deps = {}
+    for path, entry in data.items():
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], list)):
+            raise RecordError(f"malformed dependency entry for {path!r}")
+        deps[safe_path(path)] = (
+            _str(entry[0], "a blob id"),
+            frozenset(_str(s, "a scope") for s in entry[1]),
+        )
+    return deps
+
+
+@dataclass
+class TestRecord:
+    """One test's last run under tia.
+
+    Attributes:
+        nodeid: pytest's node id, relative to the pytest rootdir.
+        outcome: passed, failed, error (setup or teardown failed) or skipped.
+        duration: seconds spent in setup, call and teardown.
+        when: the run's start, seconds since the epoch.
+        epoch: id of the snapshot of the work tree the test ran against.
+        env: fingerprint of the Python environment it ran in.
+        deps: what it executed or read, file by file.
+    """
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    nodeid: str
+    outcome: str
+    duration: float
+    when: float
+    epoch: str
+    env: str
+    deps: Deps = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome in FAILED_OUTCOMES
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "duration": round(self.duration, 6),
+            "when": self.when,
+            "epoch": self.epoch,
+            "env": self.env,
+            "deps": deps_to_json(self.deps),
+        }
+
+    @classmethod
+    def from_json(cls, nodeid: str, data: Any) -> TestRecord:
+        if not isinstance(data, dict):
+            raise RecordError(f"record of {nodeid} must be an object")
+        outcome = _str(data.get("outcome"), "outcome")
+        if outcome not in OUTCOMES:
+            raise RecordError(f"unknown outcome {outcome!r}")
+        return cls(
+            nodeid=nodeid,
+            outcome=outcome,
+            duration=_number(data.get("duration"), "duration"),
+            when=_number(data.get("when"), "when"),
+            epoch=_str(data.get("epoch"), "epoch"),
+            env=_str(data.get("env"), "env"),
+            deps=deps_from_json(data.get("deps", {})),
+        )
+
+
+@dataclass
+class RunFacts:
+    """What a run taught tia beyond single tests; merged across runs.
+
+    Attributes:
+        session: function scopes executed outside any test, collector or
+            fixture (pytest hooks, plugins): a change there selects every test.
+        import_time: function scopes executed while modules were imported or
+            tests collected; a change there acts like a change to the file's
+            module scope, since every importer saw its effect.
+        reads: Python file -> data files it read while being imported.
+    """
+
+    session: Deps = field(default_factory=dict)
+    import_time: dict[str, frozenset[str]] = field(default_factory=dict)
+    reads: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def merge(self, newer: RunFacts) -> None:
+        """Fold a newer run's facts in: a file seen again is replaced, others are kept."""
+        self.session.update(newer.session)
+        for path, scopes in newer.import_time.items():
+            self.import_time[path] = scopes
+        for path, data in newer.reads.items():
+            self.reads[path] = data
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "session": deps_to_json(self.session),
+            "import_time": {p: sorted(s) for p, s in sorted(self.import_time.items())},
+            "reads": {p: sorted(s) for p, s in sorted(self.reads.items())},
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> RunFacts:
+        if not isinstance(data, dict):
+            raise RecordError("run facts must be an object")
+
+        def path_sets(value: Any) -> dict[str, frozenset[str]]:
+            if not isinstance(value, dict):
+                raise RecordError("expected an object of lists")
+            out = {}
+            for key, items in value.items():
+                if not isinstance(items, list):
+                    raise RecordError("expected a list")
+                out[safe_path(key)] = frozenset(_str(i, "a name") for i in items)
+            return out
+
+        return cls(
+            session=deps_from_json(data.get("session", {})),
+            import_time=path_sets(data.get("import_time", {})),
+            reads=path_sets(data.get("reads", {})),
+        )

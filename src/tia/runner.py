@@ -1,0 +1,131 @@
+"""Running pytest: the command line, whether xdist pays for itself, and the run's results.
+
+pytest runs in a subprocess with tia's plugin, so the code under test starts in
+a fresh interpreter (import-time code is recorded) and ``PYTEST_ADDOPTS`` and
+every other pytest setting reach it untouched.  The plan goes to the plugin
+through a file; the plugin writes the results to another, which `tia.project`
+folds into the map.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# What starting xdist workers costs beyond collection, measured on a 2-core machine
+# (pytest-xdist 3.x: about 0.6-1.0 s to spawn and connect each batch of workers).
+XDIST_STARTUP_SECONDS = 1.0
+# Use workers only when they promise to save this share of the serial time.
+XDIST_MIN_GAIN = 0.2
+
+_XDIST_OPTIONS = ("-n", "--numprocesses", "--dist", "--tx", "-d")
+
+
+@dataclass
+class RunResult:
+    exitstatus: int
+    payload: dict[str, Any] | None
+    interrupted: bool
+    workers: int
+
+
+def user_chose_xdist(args: list[str]) -> bool:
+    """Whether the pytest arguments (or PYTEST_ADDOPTS) already decide about xdist."""
+    words = [*args, *shlex.split(os.environ.get("PYTEST_ADDOPTS", ""))]
+    for word in words:
+        name = word.split("=", 1)[0]
+        if name in _XDIST_OPTIONS or (word.startswith("-n") and word[2:].isdigit()):
+            return True
+        if word.replace(" ", "") in ("no:xdist", "-pno:xdist"):
+            return True
+    return False
+
+
+def choose_workers(
+    setting: str | int,
+    predicted_seconds: float | None,
+    tests: int,
+    collect_seconds: float,
+    cpus: int | None = None,
+) -> int:
+    """How many xdist workers to start (0: none) for a run predicted to take so long serially.
+
+    Workers cost start-up plus collection each; they pay when the serial time,
+    split over the workers, saves more than that.
+    """
+    if isinstance(setting, int):
+        return setting
+    cpus = cpus or os.cpu_count() or 1
+    if cpus < 2 or predicted_seconds is None or tests < 2:
+        return 0
+    best, best_time = 0, predicted_seconds
+    for n in range(2, min(cpus, tests) + 1):
+        parallel = XDIST_STARTUP_SECONDS + collect_seconds + predicted_seconds / n
+        if parallel < best_time * (1 - XDIST_MIN_GAIN):
+            best, best_time = n, parallel
+    return best
+
+
+def predict_seconds(selected: list[str], durations: dict[str, float], new_tests: int) -> float | None:
+    """Serial time of a selection from recorded durations (new tests cost the median)."""
+    if not durations:
+        return None
+    median = statistics.median(durations.values())
+    return sum(durations.get(n, median) for n in selected) + new_tests * median
+
+
+def run_pytest(
+    *,
+    root: Path,
+    cache_dir: Path,
+    plan: dict[str, Any],
+    pytest_args: list[str],
+    workers: int,
+    collect_only: bool = False,
+    quiet: bool = False,
+) -> RunResult:
+    """Run pytest on a plan; return its exit status and the plugin's results."""
+    pid = os.getpid()
+    plan_file = cache_dir / f"plan-{pid}.json"
+    results_file = cache_dir / f"results-{pid}.json"
+    plan = {**plan, "root": str(root), "results": str(results_file)}
+    plan_file.write_text(json.dumps(plan), encoding="utf-8")
+    cmd = [sys.executable, "-m", "pytest", f"--tia-plan={plan_file}"]
+    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+        cmd += ["-p", "tia.plugin"] + (["-p", "xdist.plugin"] if workers else [])
+    if workers:
+        cmd += ["-n", str(workers)]
+    if collect_only:
+        cmd.append("--collect-only")
+    cmd += pytest_args
+    interrupted = False
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL if quiet else None)
+        try:
+            rc = proc.wait()
+        except KeyboardInterrupt:
+            # pytest got the same Ctrl-C: let it finish its session and write what completed.
+            interrupted = True
+            try:
+                rc = proc.wait(timeout=30)
+            except (KeyboardInterrupt, subprocess.TimeoutExpired):
+                proc.send_signal(signal.SIGKILL)
+                rc = proc.wait()
+        payload = None
+        if results_file.exists():
+            try:
+                payload = json.loads(results_file.read_text(encoding="utf-8"))
+            except ValueError:
+                payload = None
+        return RunResult(rc, payload, interrupted or rc == 2, workers)
+    finally:
+        for f in (plan_file, results_file, results_file.with_suffix(".tmp")):
+            f.unlink(missing_ok=True)

@@ -1,0 +1,361 @@
+"""The scope index: what a version of a Python file defines, by scope, with fingerprints.
+
+A *scope* is a function or method body, named by its qualified name as Python
+spells `__qualname__`: ``Cart.add``, ``outer.<locals>.inner``.  Everything that
+runs outside function bodies (imports, constants, class bodies, decorators,
+signatures and default values) belongs to the file's *module scope*.
+
+For this source::
+
+    import json                      # line 1   module scope
+    RATE = 2                         # line 2   module scope
+    class Cart:                      # line 3   module scope
+        LIMIT = 9                    # line 4   module scope (class body)
+        @staticmethod                # line 5   module scope (decorator)
+        def add(x, y=RATE):          # line 6   module scope (signature)
+            def norm(v):             # line 7   Cart.add (a def inside a body runs there)
+                return v * RATE      # line 8   Cart.add.<locals>.norm
+            return norm(x) + y       # line 9   Cart.add
+
+`index_source` gives ``scopes == {"Cart.add": fp1, "Cart.add.<locals>.norm": fp2}``,
+``spans == [("Cart.add", 7, 9), ("Cart.add.<locals>.norm", 8, 8)]`` and a
+``module`` fingerprint of everything else.
+
+Invariants:
+
+* Fingerprints are hashes of `ast.dump` without positions, so comments, blank
+  lines and moving code up or down change nothing; a docstring is code (it can
+  be read) and changes its scope's fingerprint.
+* A scope's fingerprint covers its own body only: a nested function's body is
+  its own scope, while its ``def`` line (decorators, defaults) is part of the
+  enclosing body.  Lambdas and comprehensions belong to the scope they are in.
+* A module-level function that nothing at module level refers to, that has no
+  decorator and no special name, is a *free def*: it is left out of the module
+  fingerprint, so adding one is not a module change (see `diff_indexes`).
+* A qualified name that occurs twice (a property's getter and setter) gets
+  ``#2``, ``#3``... in order of appearance.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+# Names that mean something to Python or pytest just by being defined, so that a
+# new function with such a name changes behaviour without being called.
+_SPECIAL_NAME = re.compile(r"^(__\w+__|pytest_\w+)$")
+
+_FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def fingerprint(text: str) -> str:
+    """A short, stable hash of a canonical AST dump."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=10).hexdigest()
+
+
+def _dump(node: ast.AST | list[ast.stmt]) -> str:
+    if isinstance(node, list):
+        return "\n".join(ast.dump(stmt) for stmt in node)
+    return ast.dump(node)
+
+
+@dataclass(frozen=True)
+class FileIndex:
+    """The scopes, module fingerprint and imports of one version of one file.
+
+    Attributes:
+        module: fingerprint of the module scope, free defs excluded.
+        scopes: qualified name -> fingerprint of that function body.
+        spans: (qualified name, first body line, last line), outer scopes first.
+        free_defs: name -> fingerprint of the ``def`` statement of each free def.
+        bound: names the module scope binds other than free defs.
+        imports: static imports, as produced by `tia.imports.extract_imports`.
+        dynamic_imports: the file imports something tia cannot resolve statically.
+        error: why the file could not be parsed, or ``None``.
+    """
+
+    module: str
+    scopes: dict[str, str] = field(default_factory=dict)
+    spans: list[tuple[str, int, int]] = field(default_factory=list)
+    free_defs: dict[str, str] = field(default_factory=dict)
+    bound: frozenset[str] = frozenset()
+    imports: list[list[Any]] = field(default_factory=list)
+    dynamic_imports: bool = False
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "module": self.module,
+            "scopes": self.scopes,
+            "spans": [list(s) for s in self.spans],
+            "free_defs": self.free_defs,
+            "bound": sorted(self.bound),
+            "imports": self.imports,
+            "dynamic_imports": self.dynamic_imports,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> FileIndex:
+        """Rebuild an index read from disk, checking every field's type."""
+        if not isinstance(data, dict):
+            raise ValueError("a file index must be an object")
+        module = data.get("module")
+        scopes = data.get("scopes", {})
+        spans = data.get("spans", [])
+        free_defs = data.get("free_defs", {})
+        bound = data.get("bound", [])
+        imports = data.get("imports", [])
+        error = data.get("error")
+        if not isinstance(module, str) or not _is_str_map(scopes) or not _is_str_map(free_defs):
+            raise ValueError("malformed file index")
+        if not isinstance(bound, list) or not all(isinstance(b, str) for b in bound):
+            raise ValueError("malformed file index: bound")
+        if not isinstance(imports, list) or not all(isinstance(i, list) for i in imports):
+            raise ValueError("malformed file index: imports")
+        if error is not None and not isinstance(error, str):
+            raise ValueError("malformed file index: error")
+        checked_spans = []
+        for span in spans:
+            if not (
+                isinstance(span, list)
+                and len(span) == 3
+                and isinstance(span[0], str)
+                and isinstance(span[1], int)
+                and isinstance(span[2], int)
+            ):
+                raise ValueError("malformed file index: spans")
+            checked_spans.append((span[0], span[1], span[2]))
+        return cls(
+            module=module,
+            scopes=scopes,
+            spans=checked_spans,
+            free_defs=free_defs,
+            bound=frozenset(bound),
+            imports=imports,
+            dynamic_imports=bool(data.get("dynamic_imports", False)),
+            error=error,
+        )
+
+    def line_scopes(self) -> list[str | None]:
+        """A lookup table: element *n* is the innermost scope of line *n* (None: module scope)."""
+        last = max((end for _, _, end in self.spans), default=0)
+        table: list[str | None] = [None] * (last + 1)
+        # Outer scopes come first, so inner ones overwrite their lines.
+        for name, start, end in self.spans:
+            for line in range(start, end + 1):
+                table[line] = name
+        return table
+
+
+def _is_str_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    )
+
+
+class _Stub(ast.NodeTransformer):
+    """Copies a tree with every function body replaced by one placeholder statement.
+
+    What remains is exactly the code that runs in the enclosing scope: def lines,
+    decorators, defaults, class bodies.
+    """
+
+    def _strip(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.AST:
+        node.decorator_list = [self.visit(d) for d in node.decorator_list]
+        node.args = self.visit(node.args)
+        if node.returns is not None:
+            node.returns = self.visit(node.returns)
+        node.body = [ast.Pass()]
+        return node
+
+    visit_FunctionDef = _strip
+    visit_AsyncFunctionDef = _strip
+
+
+def _stubbed(nodes: list[ast.stmt]) -> list[ast.stmt]:
+    """A deep copy of `nodes` with nested function bodies stubbed out."""
+    return [_Stub().visit(_copy(n)) for n in nodes]
+
+
+def _copy(node: ast.AST) -> Any:
+    """A deep copy of an AST (faster than `copy.deepcopy`, which also copies positions)."""
+    new = type(node)()
+    for name, value in ast.iter_fields(node):
+        if isinstance(value, list):
+            setattr(new, name, [_copy(v) if isinstance(v, ast.AST) else v for v in value])
+        elif isinstance(value, ast.AST):
+            setattr(new, name, _copy(value))
+        else:
+            setattr(new, name, value)
+    return new
+
+
+class _ScopeCollector(ast.NodeVisitor):
+    """Walks a module, naming every function body and fingerprinting it."""
+
+    def __init__(self) -> None:
+        self.prefix: list[str] = []
+        self.scopes: dict[str, str] = {}
+        self.spans: list[tuple[str, int, int]] = []
+
+    def _unique(self, qualname: str) -> str:
+        if qualname not in self.scopes:
+            return qualname
+        n = 2
+        while f"{qualname}#{n}" in self.scopes:
+            n += 1
+        return f"{qualname}#{n}"
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        for deco in node.decorator_list:
+            self.visit(deco)
+        self.prefix.append(node.name)
+        for stmt in node.body:
+            self.visit(stmt)
+        self.prefix.pop()
+
+    def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        # Decorators and defaults run in the enclosing scope: visit them there.
+        for expr in [*node.decorator_list, *node.args.defaults, *node.args.kw_defaults]:
+            if expr is not None:
+                self.visit(expr)
+        name = self._unique(".".join([*self.prefix, node.name]))
+        self.scopes[name] = fingerprint(_dump(_stubbed(node.body)))
+        self.spans.append((name, node.body[0].lineno, node.end_lineno or node.body[-1].lineno))
+        self.prefix.extend([node.name, "<locals>"])
+        for stmt in node.body:
+            self.visit(stmt)
+        del self.prefix[-2:]
+
+    visit_FunctionDef = _function
+    visit_AsyncFunctionDef = _function
+
+
+def _module_level_loads(tree: ast.Module) -> set[str]:
+    """Names read by code that runs at import time (outside function bodies)."""
+    names: set[str] = set()
+    for stmt in _stubbed(tree.body):
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+                names.add(node.id)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                # `__all__ = ["f"]` and `getattr(mod, "f")` name a function in a string.
+                names.add(node.value)
+    return names
+
+
+def _bound_names(stmts: list[ast.stmt]) -> set[str]:
+    """Names that module-level statements bind."""
+    names: set[str] = set()
+    for stmt in stmts:
+        if isinstance(stmt, (*_FUNCTION_NODES, ast.ClassDef)):
+            names.add(stmt.name)
+        elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            for alias in stmt.names:
+                names.add((alias.asname or alias.name).split(".")[0])
+        else:
+            for node in ast.walk(stmt):
+                if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                    names.add(node.id)
+                elif isinstance(node, (*_FUNCTION_NODES, ast.ClassDef)):
+                    names.add(node.name)
+    return names
+
+
+def _split_free_defs(tree: ast.Module) -> tuple[list[ast.stmt], dict[str, ast.stmt]]:
+    """Separate free defs (see the module docstring) from the rest of the module."""
+    loads = _module_level_loads(tree)
+    has_star = any(isinstance(s, ast.ImportFrom) and any(a.name == "*" for a in s.names) for s in tree.body)
+    counts: dict[str, int] = {}
+    for stmt in tree.body:
+        if isinstance(stmt, (*_FUNCTION_NODES, ast.ClassDef)):
+            counts[stmt.name] = counts.get(stmt.name, 0) + 1
+    others = _bound_names([s for s in tree.body if not isinstance(s, _FUNCTION_NODES)])
+    rest: list[ast.stmt] = []
+    free: dict[str, ast.stmt] = {}
+    for stmt in tree.body:
+        if (
+            isinstance(stmt, _FUNCTION_NODES)
+            and not stmt.decorator_list
+            and not has_star
+            and not _SPECIAL_NAME.match(stmt.name)
+            and stmt.name not in loads
+            and stmt.name not in others
+            and counts[stmt.name] == 1
+        ):
+            free[stmt.name] = stmt
+        else:
+            rest.append(stmt)
+    return rest, free
+
+
+def index_source(source: str | bytes, filename: str = "<unknown>") -> FileIndex:
+    """Index one version of a Python file.  A file that does not parse gets ``error`` set."""
+    from tia.imports import extract_imports
+
+    try:
+        tree = ast.parse(source, filename=filename)
+    except (SyntaxError, ValueError) as exc:
+        # Every version that fails to parse is distinct: the fingerprint of the
+        # raw text makes any edit to a broken file count as a module change.
+        raw = source if isinstance(source, str) else source.decode("utf-8", "replace")
+        return FileIndex(module="error:" + fingerprint(raw), error=f"{type(exc).__name__}: {exc}")
+    collector = _ScopeCollector()
+    collector.visit(tree)
+    rest, free = _split_free_defs(tree)
+    imports, dynamic = extract_imports(tree)
+    return FileIndex(
+        module=fingerprint(_dump(_stubbed(rest))),
+        scopes=collector.scopes,
+        spans=collector.spans,
+        free_defs={name: fingerprint(_dump(_stubbed([node]))) for name, node in free.items()},
+        bound=frozenset(_bound_names(rest)),
+        imports=imports,
+        dynamic_imports=dynamic,
+    )
+
+
+@dataclass(frozen=True)
+class FileDiff:
+    """How two versions of one file differ, in scopes.
+
+    ``module_changed`` is true when import-time code differs (or the file was
+    added, deleted, or does not parse); ``scopes`` lists the function scopes
+    of the old version whose body changed or disappeared.
+    """
+
+    module_changed: bool
+    scopes: frozenset[str] = frozenset()
+    detail: str = ""
+
+    @property
+    def changed(self) -> bool:
+        return self.module_changed or bool(self.scopes)
+
+
+UNCHANGED = FileDiff(module_changed=False)
+
+
+def diff_indexes(old: FileIndex, new: FileIndex) -> FileDiff:
+    """Compare two versions of a file.
+
+    A free def that is new, and whose name the old version did not bind, is no
+    change at all: nothing can have called it.  A free def that disappeared or
+    whose ``def`` line changed is a module change (something may have imported it).
+    """
+    if old.error or new.error:
+        return FileDiff(module_changed=True, detail=new.error or "the old version did not parse")
+    scopes = frozenset(name for name, fp in old.scopes.items() if new.scopes.get(name) != fp)
+    if old.module != new.module:
+        return FileDiff(module_changed=True, scopes=scopes, detail="module scope changed")
+    for name, fp in old.free_defs.items():
+        if new.free_defs.get(name) != fp:
+            return FileDiff(module_changed=True, scopes=scopes, detail=f"definition of {name} changed")
+    for name in new.free_defs.keys() - old.free_defs.keys():
+        if name in old.bound:
+            return FileDiff(module_changed=True, scopes=scopes, detail=f"{name} redefined")
+    return FileDiff(module_changed=False, scopes=scopes)

@@ -1,0 +1,256 @@
+"""Selection: from the map and what changed, which known tests must run, and why.
+
+`select` is pure: the coordinator hands it the recorded tests, listings of the
+work tree (now, at each test's last run, at the ``--since`` merge-base), a
+`diff` function that compares two versions of a file in scopes, and the import
+graph.  Tests the map has never seen are added by the pytest plugin at
+collection time (rule ``new``), since only collection knows them.
+
+The rules, each a `Reason.rule`:
+
+* ``changed``: since the test last ran, a file it depends on changed in a scope
+  it executed or in its module scope; or a module scope changed in a file its
+  test module, conftest files or package imports (statically or at import time);
+* ``since``: the same against the merge-base of ``--since REF``;
+* ``failed``: it failed or errored last time;
+* ``all``: a file that configures the run changed, the environment changed, a
+  conftest.py's module scope changed (tests below it), or code that ran outside
+  any test (a pytest hook) changed.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from tia.records import RunFacts, TestRecord
+from tia.scopes import FileDiff
+
+MODULE = "<module>"
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why one test was selected."""
+
+    rule: str
+    file: str | None = None
+    scope: str | None = None
+    detail: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        out = {"rule": self.rule}
+        if self.file:
+            out["file"] = self.file
+        if self.scope:
+            out["scope"] = self.scope
+        if self.detail:
+            out["detail"] = self.detail
+        return out
+
+    def __str__(self) -> str:
+        where = self.file or ""
+        if self.scope:
+            where += f"::{self.scope}"
+        text = f"{self.rule}: {where}" if where else self.rule
+        return f"{text} ({self.detail})" if self.detail else text
+
+
+@dataclass
+class Selection:
+    """The outcome of `select`: known tests to run with their reasons, and the failed ones."""
+
+    reasons: dict[str, list[Reason]] = field(default_factory=dict)
+    changed_files: set[str] = field(default_factory=set)
+
+    def add(self, nodeid: str, reason: Reason) -> None:
+        reasons = self.reasons.setdefault(nodeid, [])
+        if reason not in reasons and len(reasons) < 8:
+            reasons.append(reason)
+
+    @property
+    def failed(self) -> list[str]:
+        return sorted(n for n, rs in self.reasons.items() if any(r.rule == "failed" for r in rs))
+
+
+class Importers(Protocol):
+    def importers(self, path: str) -> set[str]: ...
+
+
+@dataclass(frozen=True)
+class ChangeSource:
+    """Listings to compare, and the tests the comparison applies to."""
+
+    rule: str  # "changed" or "since"
+    old: dict[str, str]
+    tests: frozenset[str]
+
+
+def test_file(nodeid: str, rootdir: str) -> str:
+    """The repository-relative path of the file a node id lives in."""
+    path = nodeid.split("::", 1)[0]
+    return posixpath.join(rootdir, path) if rootdir else path
+
+
+def _roots(path: str, files: set[str]) -> set[str]:
+    """What pytest imports to run the tests of `path`: it, its conftests, its packages."""
+    roots = {path}
+    directory = posixpath.dirname(path)
+    in_package = True
+    while True:
+        conftest = posixpath.join(directory, "conftest.py") if directory else "conftest.py"
+        if conftest in files:
+            roots.add(conftest)
+        init = posixpath.join(directory, "__init__.py") if directory else "__init__.py"
+        in_package = in_package and init in files
+        if in_package:
+            roots.add(init)
+        if not directory:
+            return roots
+        directory = posixpath.dirname(directory)
+
+
+def _under(directory: str, path: str) -> bool:
+    return not directory or path.startswith(directory + "/")
+
+
+def select(
+    *,
+    tests: dict[str, TestRecord],
+    facts: RunFacts,
+    current: dict[str, str],
+    sources: Iterable[ChangeSource],
+    diff: Callable[[str, str | None, str | None], FileDiff],
+    graph: Importers,
+    rootdir: str,
+    env_id: str,
+    env_change: str,
+    runs_all: Callable[[str], bool],
+    ignored: Callable[[str], bool],
+) -> Selection:
+    """Decide which known tests to run."""
+    sel = Selection()
+    files_of = {nodeid: test_file(nodeid, rootdir) for nodeid in tests}
+    roots_of = {f: _roots(f, set(current)) for f in set(files_of.values())}
+
+    for nodeid, record in tests.items():
+        if record.failed:
+            sel.add(nodeid, Reason("failed", detail=f"{record.outcome} last time"))
+        if record.env != env_id:
+            sel.add(nodeid, Reason("all", detail=f"environment changed: {env_change}"))
+
+    # Dependencies recorded per test, against the version each test ran with.
+    for nodeid, record in tests.items():
+        for path, (sha, scopes) in record.deps.items():
+            now = current.get(path)
+            if now != sha and not ignored(path):
+                d = diff(path, sha, now)
+                _check_dep(sel, nodeid=nodeid, rule="changed", path=path, scopes=scopes, d=d, facts=facts)
+
+    for source in sources:
+        changed = {
+            p
+            for p in source.old.keys() | current.keys()
+            if source.old.get(p) != current.get(p) and not ignored(p)
+        }
+        for path in sorted(changed):
+            d = diff(path, source.old.get(path), current.get(path))
+            if not d.changed:
+                continue
+            sel.changed_files.add(path)
+            if source.rule == "since":
+                for nodeid in source.tests:
+                    dep = tests[nodeid].deps.get(path)
+                    if dep is not None:
+                        scopes = dep[1]
+                        _check_dep(
+                            sel, nodeid=nodeid, rule="since", path=path, scopes=scopes, d=d, facts=facts
+                        )
+            _structural(
+                sel,
+                source=source,
+                path=path,
+                d=d,
+                facts=facts,
+                files_of=files_of,
+                roots_of=roots_of,
+                graph=graph,
+                rootdir=rootdir,
+                runs_all=runs_all,
+            )
+    return sel
+
+
+def _check_dep(
+    sel: Selection,
+    *,
+    nodeid: str,
+    rule: str,
+    path: str,
+    scopes: frozenset[str],
+    d: FileDiff,
+    facts: RunFacts,
+) -> None:
+    if d.module_changed:
+        sel.add(nodeid, Reason(rule, path, MODULE, d.detail))
+        return
+    hit = scopes & d.scopes
+    if hit:
+        sel.add(nodeid, Reason(rule, path, sorted(hit)[0]))
+        return
+    import_time = d.scopes & facts.import_time.get(path, frozenset())
+    if import_time:
+        sel.add(nodeid, Reason(rule, path, sorted(import_time)[0], "runs at import time"))
+
+
+def _structural(
+    sel: Selection,
+    *,
+    source: ChangeSource,
+    path: str,
+    d: FileDiff,
+    facts: RunFacts,
+    files_of: dict[str, str],
+    roots_of: dict[str, set[str]],
+    graph: Importers,
+    rootdir: str,
+    runs_all: Callable[[str], bool],
+) -> None:
+    """Rules that follow from a changed file itself rather than from one test's record."""
+    tests = source.tests
+    relative = path[len(rootdir) + 1 :] if rootdir and path.startswith(rootdir + "/") else path
+    if runs_all(path) or runs_all(relative):
+        for nodeid in tests:
+            sel.add(nodeid, Reason("all", path, detail="configures the test run"))
+        return
+    session_hit = d.scopes & facts.session.get(path, ("", frozenset()))[1]
+    if session_hit:
+        scope = sorted(session_hit)[0]
+        for nodeid in tests:
+            sel.add(nodeid, Reason("all", path, scope, "ran outside any test"))
+        return
+    import_time = d.scopes & facts.import_time.get(path, frozenset())
+    module_level = d.module_changed or bool(import_time)
+    if posixpath.basename(path) == "conftest.py":
+        hooks = {s for s in d.scopes if s.startswith("pytest_") and "." not in s}
+        if module_level or hooks:
+            directory = posixpath.dirname(path)
+            scope = MODULE if module_level else sorted(hooks)[0]
+            rule = "all" if directory == rootdir or not directory else source.rule
+            for nodeid in tests:
+                if _under(directory, files_of[nodeid]):
+                    sel.add(nodeid, Reason(rule, path, scope, "conftest.py governs these tests"))
+            return
+    if not module_level:
+        return
+    importers = graph.importers(path)
+    scope = MODULE if d.module_changed else sorted(import_time)[0]
+    via = {f for f, roots in roots_of.items() if roots & importers}
+    for nodeid in tests:
+        test_path = files_of[nodeid]
+        if test_path in via:
+            link = sorted(roots_of[test_path] & importers)[0]
+            detail = "" if link == path else f"imported through {link}"
+            sel.add(nodeid, Reason(source.rule, path, scope, detail or d.detail))

@@ -1,0 +1,413 @@
+"""The map on disk: a diskcache `Cache` in `.tia/`, holding JSON only, behind a lock.
+
+This is the only module that uses diskcache.  Keys are strings, values are
+zlib-compressed JSON kept inside the SQLite file: `SafeJSONDisk` refuses to
+unpickle anything, and `Store.open` checks the cache's settings table before
+diskcache reads it, because diskcache turns ``sqlite_*`` settings into PRAGMA
+statements.  A `.tia/` directory may come from a CI cache or a teammate.
+
+Layout (schema 1)::
+
+    meta              {"schema": 1, "rootdir": "", "commit": ..., "env": ..., ...}
+    test:<nodeid>     a `TestRecord`
+    index:<blob id>   a `FileIndex` (content-addressed: computed once per file version)
+    snap:<id>         {path: blob id} of the work tree a run started from
+    stat              {path: [mtime_ns, size, blob id]} so unchanged files are not re-hashed
+    facts             `RunFacts`
+
+Schema history:
+
+1. First version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import errno
+import json
+import os
+import sqlite3
+import sys
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import diskcache
+from diskcache.core import MODE_RAW
+
+from tia.errors import CorruptStoreError, StoreError
+from tia.records import RecordError, RunFacts, TestRecord, safe_path
+from tia.scopes import FileIndex
+
+SCHEMA = 1
+
+# Settings diskcache writes itself, with the values tia asks for; anything else
+# in the Settings table means the file was not written by tia.
+_SETTINGS = {
+    "count": int,
+    "size": int,
+    "hits": int,
+    "misses": int,
+    "statistics": int,
+    "tag_index": int,
+    "eviction_policy": {"none"},
+    "size_limit": int,
+    "cull_limit": int,
+    "sqlite_auto_vacuum": int,
+    "sqlite_cache_size": int,
+    "sqlite_journal_mode": {"wal", "delete"},
+    "sqlite_mmap_size": int,
+    "sqlite_synchronous": int,
+    "disk_min_file_size": int,
+    "disk_pickle_protocol": int,
+}
+_CACHE_SETTINGS: dict[str, Any] = {
+    "eviction_policy": "none",
+    "size_limit": 2**40,
+    "cull_limit": 0,
+    "statistics": 0,
+    "disk_min_file_size": 2**31,  # every value stays inside SQLite: no side files to trust
+}
+
+
+class SafeJSONDisk(diskcache.Disk):
+    """Strings for keys, compressed JSON for values, and never pickle."""
+
+    def put(self, key: Any) -> tuple[Any, bool]:
+        if not isinstance(key, str):
+            raise TypeError("tia store keys are strings")
+        return super().put(key)
+
+    def get(self, key: Any, raw: bool) -> Any:
+        if not raw or not isinstance(key, str):
+            raise CorruptStoreError("the map holds a key that is not a string")
+        return key
+
+    def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> Any:
+        data = zlib.compress(json.dumps(value, separators=(",", ":")).encode("utf-8"), 1)
+        return super().store(data, False, key=key)
+
+    def fetch(self, mode: int, filename: Any, value: Any, read: bool) -> Any:
+        if mode != MODE_RAW or filename is not None or not isinstance(value, bytes):
+            raise CorruptStoreError("the map holds a value that is not compressed JSON")
+        try:
+            return json.loads(zlib.decompress(value).decode("utf-8"))
+        except (zlib.error, UnicodeDecodeError, ValueError) as exc:
+            raise CorruptStoreError(f"unreadable value in the map: {exc}") from exc
+
+
+def _check_settings(db: Path) -> None:
+    """Refuse a cache.db whose Settings table tia did not write."""
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise CorruptStoreError(f"cannot open {db}: {exc}") from exc
+    try:
+        rows = con.execute("SELECT key, value FROM Settings").fetchall()
+    except sqlite3.Error as exc:
+        raise CorruptStoreError(f"{db} is not a tia map: {exc}") from exc
+    finally:
+        con.close()
+    for key, value in rows:
+        expected = _SETTINGS.get(key)
+        if expected is None:
+            raise CorruptStoreError(f"{db} has an unexpected setting {key!r}")
+        ok = isinstance(value, int) if expected is int else str(value).lower() in expected
+        if not ok:
+            raise CorruptStoreError(f"{db} has an unexpected value for setting {key!r}")
+
+
+class Lock:
+    """An exclusive lock on the store, so two tia processes never interleave writes."""
+
+    def __init__(self, path: Path, notify: Callable[[str], None]) -> None:
+        self.path = path
+        self.notify = notify
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        import fcntl
+
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(f"cannot create the lock file {self.path}: {exc.strerror}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                os.close(fd)
+                raise StoreError(f"cannot lock {self.path}: {exc.strerror}") from exc
+            self.notify(f"waiting for another tia process to finish with {self.path.parent}")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+
+class Store:
+    """The map in a cache directory.
+
+    Lifecycle: ``Store(path, warn)``, then `open` (creates, validates, migrates or
+    quarantines), reads, `write_run` under `locked`, `close`.
+    """
+
+    def __init__(self, directory: Path, warn: Callable[[str], None]) -> None:
+        self.directory = directory
+        self.warn = warn
+        self._cache: diskcache.Cache | None = None
+        self.rebuilt_reason: str | None = None
+
+    # -- opening -------------------------------------------------------------
+
+    def exists(self) -> bool:
+        return (self.directory / "cache.db").exists()
+
+    def _prepare_directory(self) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            ignore = self.directory / ".gitignore"
+            if not ignore.exists():
+                ignore.write_text("# Created by tia: its map never belongs in git.\n*\n")
+        except OSError as exc:
+            raise StoreError(
+                f"cannot write the map directory {self.directory}: {exc.strerror}",
+                hint="fix its permissions, or choose another with --cache-dir or TIA_CACHE_DIR",
+            ) from exc
+        if not os.access(self.directory, os.W_OK | os.X_OK):
+            raise StoreError(
+                f"the map directory {self.directory} is not writable",
+                hint="fix its permissions, or choose another with --cache-dir or TIA_CACHE_DIR",
+            )
+
+    def open(self) -> Store:
+        self._prepare_directory()
+        try:
+            self._open_checked()
+        except CorruptStoreError as exc:
+            self._quarantine(str(exc))
+            self._open_checked()
+        return self
+
+    def _open_checked(self) -> None:
+        db = self.directory / "cache.db"
+        if db.exists():
+            _check_settings(db)
+        try:
+            self._cache = diskcache.Cache(str(self.directory), disk=SafeJSONDisk, **_CACHE_SETTINGS)
+        except sqlite3.Error as exc:
+            raise CorruptStoreError(f"{db} is not a readable SQLite database: {exc}") from exc
+        meta = self.meta()
+        if meta is None:
+            if self._count() and not self.rebuilt_reason:
+                raise CorruptStoreError("the map has entries but no meta record")
+            return
+        schema = meta.get("schema")
+        if not isinstance(schema, int):
+            raise CorruptStoreError("the map's meta record has no schema number")
+        if schema > SCHEMA:
+            raise StoreError(
+                f"the map in {self.directory} was written by a newer tia (schema {schema}; "
+                f"this tia reads schema {SCHEMA})",
+                hint="upgrade tia, or discard the map with `tia cache clear`",
+            )
+        if schema < SCHEMA:
+            self.warn(f"the map uses schema {schema} and this tia uses {SCHEMA}: rebuilding it")
+            self.rebuilt_reason = f"schema {schema} -> {SCHEMA}"
+            self.cache.clear()
+
+    def _count(self) -> int:
+        return sum(1 for _ in self.cache.iterkeys())
+
+    def _quarantine(self, reason: str) -> None:
+        """Move an unusable map aside (never delete it) and start a new one."""
+        self.close()
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        aside = self.directory.with_name(f"{self.directory.name}.corrupt-{stamp}")
+        try:
+            self.directory.rename(aside)
+        except OSError as exc:
+            raise StoreError(f"the map is corrupt ({reason}) and cannot be moved aside: {exc}") from exc
+        self.warn(f"the map was unreadable ({reason}); moved it to {aside} and starting a new one")
+        self.rebuilt_reason = "corrupt map moved aside"
+        self._prepare_directory()
+
+    @property
+    def cache(self) -> diskcache.Cache:
+        if self._cache is None:
+            raise StoreError("the store is not open")
+        return self._cache
+
+    def close(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
+
+    @contextlib.contextmanager
+    def locked(self, notify: Callable[[str], None]) -> Iterator[None]:
+        self._prepare_directory()
+        lock = Lock(self.directory / "lock", notify)
+        lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+
+    # -- reading -------------------------------------------------------------
+
+    def _get(self, key: str) -> Any:
+        try:
+            return self.cache.get(key)
+        except sqlite3.Error as exc:
+            raise CorruptStoreError(f"cannot read {key!r}: {exc}") from exc
+
+    def meta(self) -> dict[str, Any] | None:
+        meta = self._get("meta")
+        if meta is not None and not isinstance(meta, dict):
+            raise CorruptStoreError("the meta record is not an object")
+        return meta
+
+    def tests(self) -> dict[str, TestRecord]:
+        """Every test record, validated."""
+        records: dict[str, TestRecord] = {}
+        try:
+            for key in self.cache.iterkeys():
+                if key.startswith("test:"):
+                    nodeid = key[5:]
+                    records[nodeid] = TestRecord.from_json(nodeid, self._get(key))
+        except RecordError as exc:
+            raise CorruptStoreError(f"invalid test record: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise CorruptStoreError(f"cannot read the map: {exc}") from exc
+        return records
+
+    def index(self, sha: str) -> FileIndex | None:
+        data = self._get("index:" + sha)
+        if data is None:
+            return None
+        try:
+            return FileIndex.from_json(data)
+        except ValueError as exc:
+            raise CorruptStoreError(f"invalid file index {sha}: {exc}") from exc
+
+    def snapshot(self, snap_id: str) -> dict[str, str] | None:
+        data = self._get("snap:" + snap_id)
+        if data is None:
+            return None
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise CorruptStoreError(f"invalid snapshot {snap_id}")
+        try:
+            for path in data:
+                safe_path(path)
+        except RecordError as exc:
+            raise CorruptStoreError(f"invalid snapshot {snap_id}: {exc}") from exc
+        return data
+
+    def stat_cache(self) -> dict[str, list[Any]]:
+        data = self._get("stat")
+        if not isinstance(data, dict):
+            return {}
+        return {k: v for k, v in data.items() if isinstance(v, list) and len(v) == 3}
+
+    def facts(self) -> RunFacts:
+        data = self._get("facts")
+        if data is None:
+            return RunFacts()
+        try:
+            return RunFacts.from_json(data)
+        except RecordError as exc:
+            raise CorruptStoreError(f"invalid run facts: {exc}") from exc
+
+    # -- writing -------------------------------------------------------------
+
+    def _write_error(self, exc: Exception) -> StoreError:
+        return StoreError(f"cannot write the map in {self.directory}: {exc}")
+
+    def put_stat_cache(self, stat: dict[str, list[Any]]) -> None:
+        try:
+            self.cache.set("stat", stat)
+        except (sqlite3.Error, OSError) as exc:
+            self.warn(f"could not save file hashes: {exc}")
+
+    def write_run(
+        self,
+        *,
+        tests: dict[str, TestRecord],
+        indexes: dict[str, FileIndex],
+        snapshot: tuple[str, dict[str, str]],
+        facts: RunFacts,
+        meta: dict[str, Any],
+        replace_all: bool,
+    ) -> None:
+        """Store a run's results in one transaction: all of it lands, or none of it."""
+        snap_id, listing = snapshot
+        try:
+            with self.cache.transact():
+                if replace_all:
+                    for key in list(self.cache.iterkeys()):
+                        if key.startswith("test:"):
+                            self.cache.delete(key)
+                for nodeid, record in tests.items():
+                    self.cache.set("test:" + nodeid, record.to_json())
+                for sha, index in indexes.items():
+                    if ("index:" + sha) not in self.cache:
+                        self.cache.set("index:" + sha, index.to_json())
+                if ("snap:" + snap_id) not in self.cache:
+                    self.cache.set("snap:" + snap_id, listing)
+                old = RunFacts() if replace_all else self.facts()
+                old.merge(facts)
+                self.cache.set("facts", old.to_json())
+                previous = self.meta() or {}
+                self.cache.set("meta", {**previous, **meta, "schema": SCHEMA, "updated": time.time()})
+        except (sqlite3.Error, OSError) as exc:
+            raise self._write_error(exc) from exc
+
+    def put_indexes(self, indexes: dict[str, FileIndex]) -> None:
+        try:
+            with self.cache.transact():
+                for sha, index in indexes.items():
+                    self.cache.set("index:" + sha, index.to_json())
+        except (sqlite3.Error, OSError) as exc:
+            self.warn(f"could not save file indexes: {exc}")
+
+    def evict(self, referenced_blobs: set[str], referenced_snaps: set[str]) -> int:
+        """Delete indexes and snapshots nothing refers to any more; return how many."""
+        gone = 0
+        try:
+            with self.cache.transact():
+                for key in list(self.cache.iterkeys()):
+                    kind, _, ident = key.partition(":")
+                    if (kind == "index" and ident not in referenced_blobs) or (
+                        kind == "snap" and ident not in referenced_snaps
+                    ):
+                        self.cache.delete(key)
+                        gone += 1
+        except (sqlite3.Error, OSError) as exc:
+            self.warn(f"could not evict stale entries: {exc}")
+        return gone
+
+    def clear(self) -> None:
+        try:
+            self.cache.clear()
+        except (sqlite3.Error, OSError) as exc:
+            raise self._write_error(exc) from exc
+
+    def size_on_disk(self) -> int:
+        return sum(f.stat().st_size for f in self.directory.rglob("*") if f.is_file())
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for key in self.cache.iterkeys():
+            kind = key.partition(":")[0]
+            counts[kind] = counts.get(kind, 0) + 1
+        return counts
+
+
+def default_warn(message: str) -> None:
+    print(f"tia: warning: {message}", file=sys.stderr)

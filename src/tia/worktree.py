@@ -1,0 +1,97 @@
+"""The work tree as it is now: every file's blob id, hashed only when its stat changed.
+
+Cheapest check first: a file whose (mtime, size) matches the stat cache keeps
+its cached blob id; only the others are read and hashed.  A file modified in
+the last two seconds is not cached, since a second write within the
+filesystem's timestamp resolution would go unseen (git's "racy clean" problem).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from tia.gitrepo import blob_id
+
+_RACY_SECONDS = 2.0
+
+
+class WorkTree:
+    """Hashes of the files in a work tree, reusing a stat cache.
+
+    Attributes:
+        root: the git root.
+        stat: path -> [mtime_ns, size, blob id], updated as files are hashed.
+        dirty: whether `stat` changed and is worth saving.
+    """
+
+    def __init__(self, root: Path, stat: dict[str, list[Any]]) -> None:
+        self.root = root
+        self.stat = stat
+        self.dirty = False
+
+    def blob(self, path: str) -> str | None:
+        """The blob id of `path` now, or None if it is not a regular file."""
+        full = self.root / path
+        try:
+            st = full.stat()
+        except OSError:
+            return None
+        if not _is_regular(st.st_mode):
+            return None
+        cached = self.stat.get(path)
+        if cached and cached[0] == st.st_mtime_ns and cached[1] == st.st_size:
+            return cached[2]
+        try:
+            content = full.read_bytes()
+        except OSError:
+            return None
+        sha = blob_id(content)
+        if time.time() - st.st_mtime_ns / 1e9 > _RACY_SECONDS:
+            self.stat[path] = [st.st_mtime_ns, st.st_size, sha]
+            self.dirty = True
+        return sha
+
+    def listing(self, paths: list[str]) -> dict[str, str]:
+        """path -> blob id for those of `paths` that are regular files now."""
+        out: dict[str, str] = {}
+        for path in paths:
+            sha = self.blob(path)
+            if sha is not None:
+                out[path] = sha
+        known = set(paths)
+        for path in [p for p in self.stat if p not in known]:
+            del self.stat[path]
+            self.dirty = True
+        return out
+
+    def read(self, path: str) -> bytes | None:
+        try:
+            return (self.root / path).read_bytes()
+        except OSError:
+            return None
+
+
+def _is_regular(mode: int) -> bool:
+    import stat
+
+    return stat.S_ISREG(mode)
+
+
+def snapshot_id(listing: dict[str, str]) -> str:
+    """A content address for a whole listing."""
+    text = json.dumps(sorted(listing.items()), separators=(",", ":"))
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=12).hexdigest()
+
+
+def posix_relative(path: str | os.PathLike[str], root: Path) -> str | None:
+    """`path` relative to `root` in POSIX form, or None if it lies outside."""
+    try:
+        rel = Path(path).resolve().relative_to(root)
+    except ValueError:
+        return None
+    return rel.as_posix()
