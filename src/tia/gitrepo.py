@@ -107,8 +107,10 @@ class GitRepo:
         head = self.head()
         if head is None:
             raise GitError("the repository has no commits yet, so there is nothing to compare with")
-        out = self._git("merge-base", target, head) if target != head else head
-        commit = out.strip()
+        try:
+            commit = self._git("merge-base", target, head).strip() if target != head else head
+        except GitError:
+            commit = ""  # git exits 1 when it finds no common ancestor
         if not commit:
             if self.is_shallow():
                 raise GitError(

@@ -1,0 +1,228 @@
+"""Fixtures for driving tia end to end: real git repositories in temp dirs, tia in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Variables that would leak this test session's pytest or xdist state into the runs we start.
+_SCRUB = ("PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_CURRENT_TEST")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUB and not k.startswith("TIA_")}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["NO_COLOR"] = "1"
+    env.update(extra)
+    return env
+
+
+class GitProject:
+    """A git repository in a temp dir, with helpers to edit it and run tia in it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        self.git("init", "-q", "-b", "main")
+        self.git("config", "user.name", "tia tests")
+        self.git("config", "user.email", "tests@tia.invalid")
+        self.git("config", "commit.gpgsign", "false")
+
+    def git(self, *args: str) -> str:
+        out = subprocess.run(
+            ["git", *args], cwd=self.path, check=True, capture_output=True, text=True
+        )
+        return out.stdout
+
+    def write(self, rel: str, text: str) -> Path:
+        target = self.path / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return target
+
+    def read(self, rel: str) -> str:
+        return (self.path / rel).read_text(encoding="utf-8")
+
+    def replace(self, rel: str, old: str, new: str) -> None:
+        text = self.read(rel)
+        assert old in text, f"{old!r} not in {rel}"
+        (self.path / rel).write_text(text.replace(old, new, 1), encoding="utf-8")
+
+    def commit(self, message: str = "change") -> str:
+        self.git("add", "-A")
+        self.git("commit", "-q", "-m", message)
+        return self.git("rev-parse", "HEAD").strip()
+
+    def tia(self, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> Result:
+        proc = subprocess.run(
+            [sys.executable, "-m", "tia", *args],
+            cwd=cwd or self.path,
+            capture_output=True,
+            text=True,
+            env=env or clean_env(),
+            timeout=300,
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    def run(self, *args: str, **kwargs: Any) -> Result:
+        """`tia run ARGS -- -rA`, so the summary lists every test that ran."""
+        extra = ["--", "-rA", "-p", "no:cacheprovider"]
+        if "--" in args:
+            i = args.index("--")
+            args, extra = args[:i], [*extra, *args[i + 1 :]]
+        return self.tia("run", *args, *extra, **kwargs)
+
+    def select(self, *args: str, **kwargs: Any) -> dict[str, list[dict[str, str]]]:
+        result = self.tia("select", "--json", *args, **kwargs)
+        assert result.rc == 0, result.output
+        doc = json.loads(result.stdout)
+        return {t["nodeid"]: t["reasons"] for t in doc["tests"]}
+
+
+class Result:
+    __test__ = False
+
+    def __init__(self, rc: int, stdout: str, stderr: str) -> None:
+        self.rc = rc
+        self.stdout = stdout
+        self.stderr = stderr
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def ran(self) -> set[str]:
+        """Node ids pytest reported with -rA."""
+        found = re.findall(r"^(?:PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS) (\S+)", self.stdout, re.M)
+        return {f.split(" - ")[0] for f in found}
+
+    def failed(self) -> set[str]:
+        return set(re.findall(r"^(?:FAILED|ERROR) (\S+)", self.stdout, re.M))
+
+    def __repr__(self) -> str:
+        return f"Result(rc={self.rc})\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
+
+
+SAMPLE = {
+    "pkg/__init__.py": "",
+    "pkg/core.py": '''
+        """Core arithmetic."""
+
+        LIMIT = 10
+
+
+        def add(a, b):
+            return a + b
+
+
+        def mul(a, b):
+            # multiply
+            return a * b
+
+
+        class Box:
+            SIZE = 3
+
+            def area(self):
+                return self.SIZE * self.SIZE
+        ''',
+    "pkg/consts.py": """
+        FACTOR = 2
+        """,
+    "pkg/uses.py": """
+        from pkg import consts
+
+
+        def scaled(x):
+            return x * consts.FACTOR
+        """,
+    "pkg/reader.py": """
+        import json
+        from pathlib import Path
+
+
+        def load():
+            return json.loads((Path(__file__).parent / "data.json").read_text())["value"]
+        """,
+    "pkg/data.json": '{"value": 5}\n',
+    "pyproject.toml": """
+        [tool.pytest.ini_options]
+        pythonpath = ["."]
+        """,
+    "tests/conftest.py": """
+        import pytest
+
+
+        @pytest.fixture
+        def two():
+            return 2
+        """,
+    "tests/test_core.py": """
+        from pkg import core
+
+
+        def test_add(two):
+            assert core.add(two, 3) == 5
+
+
+        def test_mul():
+            assert core.mul(2, 3) == 6
+
+
+        def test_box():
+            assert core.Box().area() == 9
+
+
+        def test_limit():
+            assert core.LIMIT == 10
+        """,
+    "tests/test_uses.py": """
+        from pkg.uses import scaled
+
+
+        def test_scaled():
+            assert scaled(3) == 6
+        """,
+    "tests/test_reader.py": """
+        from pkg.reader import load
+
+
+        def test_load():
+            assert load() == 5
+        """,
+}
+
+ALL_SAMPLE_TESTS = {
+    "tests/test_core.py::test_add",
+    "tests/test_core.py::test_mul",
+    "tests/test_core.py::test_box",
+    "tests/test_core.py::test_limit",
+    "tests/test_uses.py::test_scaled",
+    "tests/test_reader.py::test_load",
+}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> GitProject:
+    """A small committed project on branch main, not yet mapped."""
+    proj = GitProject(tmp_path / "proj")
+    for rel, text in SAMPLE.items():
+        proj.write(rel, text)
+    proj.commit("initial")
+    return proj
+
+
+@pytest.fixture
+def mapped(project: GitProject) -> GitProject:
+    """The sample project after `tia map`."""
+    result = project.tia("map")
+    assert result.rc == 0, result
+    return project

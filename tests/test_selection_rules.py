@@ -1,0 +1,248 @@
+"""End to end: each selection rule, on a real git repository, with pytest in a subprocess."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import ALL_SAMPLE_TESTS, GitProject, clean_env
+
+pytestmark = pytest.mark.slow
+
+
+def rules(reasons: list[dict[str, str]]) -> set[str]:
+    return {r["rule"] for r in reasons}
+
+
+def test_first_run_maps_the_whole_suite_and_says_so(project: GitProject) -> None:
+    result = project.run()
+    assert result.rc == 0, result
+    assert "no map yet" in result.stderr
+    assert result.ran() == ALL_SAMPLE_TESTS
+
+
+def test_nothing_changed_runs_nothing_and_exits_0(mapped: GitProject) -> None:
+    result = mapped.run()
+    assert result.rc == 0, result
+    assert "no tests affected" in result.stderr
+    assert result.ran() == set()
+
+
+def test_a_change_inside_one_function_runs_only_the_tests_that_execute_it(mapped: GitProject) -> None:
+    mapped.replace("pkg/core.py", "return a * b", "return a * b * 1")
+    selected = mapped.select()
+    assert set(selected) == {"tests/test_core.py::test_mul"}
+    assert selected["tests/test_core.py::test_mul"] == [
+        {"rule": "changed", "file": "pkg/core.py", "scope": "mul"}
+    ]
+    result = mapped.run()
+    assert result.ran() == {"tests/test_core.py::test_mul"}, result
+
+
+def test_comments_blank_lines_and_moving_code_select_nothing(mapped: GitProject) -> None:
+    mapped.replace("pkg/core.py", "    # multiply\n", "    # multiply two numbers\n\n")
+    mapped.replace("pkg/core.py", '"""Core arithmetic."""\n', '"""Core arithmetic."""\n\n# a comment\n')
+    assert mapped.select() == {}
+
+
+def test_a_changed_docstring_counts_as_a_change(mapped: GitProject) -> None:
+    mapped.replace("pkg/core.py", "def add(a, b):\n", 'def add(a, b):\n    """Sum."""\n')
+    assert set(mapped.select()) == {"tests/test_core.py::test_add"}
+
+
+def test_a_module_constant_selects_every_test_that_depends_on_the_module(mapped: GitProject) -> None:
+    mapped.replace("pkg/core.py", "LIMIT = 10", "LIMIT = 11")
+    selected = mapped.select()
+    assert set(selected) == {
+        "tests/test_core.py::test_add",
+        "tests/test_core.py::test_mul",
+        "tests/test_core.py::test_box",
+        "tests/test_core.py::test_limit",
+    }
+    assert all(r[0]["scope"] == "<module>" for r in selected.values())
+
+
+def test_a_constant_read_through_another_module_selects_its_importers(mapped: GitProject) -> None:
+    # test_scaled never executes a line of consts.py: only the import graph links them.
+    mapped.replace("pkg/consts.py", "FACTOR = 2", "FACTOR = 3")
+    selected = mapped.select()
+    assert "tests/test_uses.py::test_scaled" in selected
+    result = mapped.run()
+    assert "tests/test_uses.py::test_scaled" in result.failed(), result
+
+
+def test_a_class_attribute_selects_the_modules_tests(mapped: GitProject) -> None:
+    mapped.replace("pkg/core.py", "SIZE = 3", "SIZE = 4")
+    result = mapped.run()
+    assert "tests/test_core.py::test_box" in result.failed(), result
+
+
+def test_a_data_file_selects_exactly_the_tests_that_read_it(mapped: GitProject) -> None:
+    mapped.write("pkg/data.json", '{"value": 6}\n')
+    selected = mapped.select()
+    assert set(selected) == {"tests/test_reader.py::test_load"}
+    assert selected["tests/test_reader.py::test_load"][0]["file"] == "pkg/data.json"
+
+
+def test_a_new_unused_function_selects_nothing(mapped: GitProject) -> None:
+    text = mapped.read("pkg/core.py")
+    (mapped.path / "pkg/core.py").write_text(text + "\n\ndef _unused_helper():\n    return 42\n")
+    assert mapped.select() == {}
+    assert mapped.run().ran() == set()
+
+
+def test_a_failed_test_runs_again_until_it_passes(mapped: GitProject) -> None:
+    mapped.replace("pkg/core.py", "return a + b", "return a - b")
+    first = mapped.run()
+    assert first.failed() == {"tests/test_core.py::test_add"}, first
+    assert first.rc == 1
+    again = mapped.run()
+    assert again.ran() == {"tests/test_core.py::test_add"}, again
+    assert rules(mapped.select()["tests/test_core.py::test_add"]) == {"failed"}
+    mapped.replace("pkg/core.py", "return a - b", "return a + b")
+    fixed = mapped.run()
+    assert fixed.rc == 0
+    assert mapped.run().ran() == set()
+
+
+def test_failed_tests_run_first(mapped: GitProject) -> None:
+    mapped.replace("pkg/reader.py", '["value"]', '["value"] + 1')
+    mapped.run()
+    mapped.replace("pkg/core.py", "return a + b", "return b + a")
+    result = mapped.tia("run", "--", "-v", "-p", "no:cacheprovider")
+    order = [
+        line.split(" ")[0]
+        for line in result.stdout.splitlines()
+        if line.startswith("tests/") and ("PASSED" in line or "FAILED" in line)
+    ]
+    assert order == ["tests/test_reader.py::test_load", "tests/test_core.py::test_add"], result
+
+
+def test_a_new_test_is_selected(mapped: GitProject) -> None:
+    mapped.write("tests/test_new.py", "def test_brand_new():\n    assert True\n")
+    result = mapped.run()
+    assert result.ran() == {"tests/test_new.py::test_brand_new"}, result
+    assert mapped.run().ran() == set()
+
+
+def test_a_new_parametrization_is_selected(mapped: GitProject) -> None:
+    mapped.write(
+        "tests/test_param.py",
+        """
+        import pytest
+
+        @pytest.mark.parametrize("n", [1, 2])
+        def test_n(n):
+            assert n
+        """,
+    )
+    mapped.run()
+    mapped.replace("tests/test_param.py", "[1, 2]", "[1, 2, 3]")
+    result = mapped.run()
+    assert "tests/test_param.py::test_n[3]" in result.ran(), result
+
+
+def test_since_ref_selects_committed_staged_unstaged_and_untracked_changes(mapped: GitProject) -> None:
+    mapped.git("checkout", "-q", "-b", "feature")
+    mapped.replace("pkg/core.py", "return a + b", "return b + a")
+    mapped.commit("committed change")
+    mapped.run()  # the map now knows test_add ran against the committed change
+    mapped.replace("pkg/core.py", "return a * b", "return b * a")
+    mapped.git("add", "pkg/core.py")  # staged
+    mapped.replace("pkg/reader.py", '["value"]', '["value"] * 1')  # unstaged
+    mapped.write("tests/test_untracked.py", "def test_u():\n    assert True\n")  # untracked
+    selected = mapped.select("--since", "main")
+    assert {
+        "tests/test_core.py::test_add",
+        "tests/test_core.py::test_mul",
+        "tests/test_reader.py::test_load",
+    } <= set(selected)
+    assert rules(selected["tests/test_core.py::test_add"]) == {"since"}
+    assert "tests/test_untracked.py::test_u" in mapped.run("--since", "main").ran()
+
+
+def test_since_compares_with_the_merge_base_when_the_base_moved_on(mapped: GitProject) -> None:
+    mapped.git("checkout", "-q", "-b", "feature")
+    mapped.replace("pkg/core.py", "return a + b", "return b + a")
+    mapped.commit("feature work")
+    mapped.git("checkout", "-q", "main")
+    mapped.replace("pkg/reader.py", '["value"]', '["value"] * 1')
+    mapped.commit("main moved on")
+    mapped.git("checkout", "-q", "feature")
+    mapped.tia("map")
+    selected = mapped.select("--since", "main")
+    # main's newer commit is not part of this branch's change.
+    assert set(selected) == {"tests/test_core.py::test_add"}
+
+
+def test_a_deleted_module_selects_every_test_that_depended_on_it(mapped: GitProject) -> None:
+    mapped.git("rm", "-q", "pkg/reader.py")
+    selected = mapped.select()
+    assert "tests/test_reader.py::test_load" in selected
+    assert selected["tests/test_reader.py::test_load"][0]["file"] == "pkg/reader.py"
+
+
+def test_a_renamed_module_selects_every_test_that_depended_on_it(mapped: GitProject) -> None:
+    mapped.git("mv", "pkg/uses.py", "pkg/uses2.py")
+    mapped.commit("rename")
+    assert "tests/test_uses.py::test_scaled" in mapped.select()
+
+
+def test_all_runs_everything(mapped: GitProject) -> None:
+    result = mapped.run("--all")
+    assert result.ran() == ALL_SAMPLE_TESTS, result
+
+
+def test_a_change_to_pyproject_selects_everything(mapped: GitProject) -> None:
+    text = mapped.read("pyproject.toml")
+    (mapped.path / "pyproject.toml").write_text(text + 'addopts = "-q"\n')
+    selected = mapped.select()
+    assert set(selected) == ALL_SAMPLE_TESTS
+    assert all(rules(r) == {"all"} for r in selected.values())
+
+
+def test_a_root_conftest_module_scope_change_selects_everything(mapped: GitProject) -> None:
+    mapped.write("conftest.py", "import os\n")
+    mapped.run()
+    mapped.write("conftest.py", "import os\nFLAG = 1\n")
+    assert set(mapped.select()) == ALL_SAMPLE_TESTS
+
+
+def test_a_deeper_conftest_selects_the_tests_below_it(mapped: GitProject) -> None:
+    mapped.write("tests/sub/__init__.py", "")
+    mapped.write("tests/sub/conftest.py", "VALUE = 1\n")
+    mapped.write("tests/sub/test_sub.py", "def test_sub():\n    assert True\n")
+    mapped.run()
+    mapped.write("tests/sub/conftest.py", "VALUE = 2\n")
+    assert set(mapped.select()) == {"tests/sub/test_sub.py::test_sub"}
+
+
+def test_a_fixture_change_selects_the_tests_that_use_it(mapped: GitProject) -> None:
+    mapped.replace("tests/conftest.py", "return 2", "return 1 + 1")
+    assert set(mapped.select()) == {"tests/test_core.py::test_add"}
+
+
+def test_a_changed_environment_selects_everything(mapped: GitProject, tmp_path) -> None:
+    site = tmp_path / "extra-site"
+    dist = site / "brand_new_dist-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: brand-new-dist\nVersion: 1.0\n")
+    selected = mapped.select(env=clean_env(PYTHONPATH=str(site)))
+    assert set(selected) == ALL_SAMPLE_TESTS
+    assert "brand-new-dist" in selected["tests/test_core.py::test_add"][0]["detail"]
+
+
+def test_a_file_that_does_not_parse_selects_its_tests(mapped: GitProject) -> None:
+    mapped.replace("pkg/core.py", "def mul(a, b):", "def mul(a, b)")
+    selected = mapped.select()
+    assert {"tests/test_core.py::test_add", "tests/test_core.py::test_mul"} <= set(selected)
+    result = mapped.run()
+    assert result.rc != 0
+
+
+def test_dry_run_prints_the_selection_and_runs_nothing(mapped: GitProject) -> None:
+    mapped.replace("pkg/core.py", "return a * b", "return b * a")
+    result = mapped.tia("run", "--dry-run")
+    assert result.rc == 0
+    assert "tests/test_core.py::test_mul" in result.stdout
+    assert "passed" not in result.stdout
+    assert set(mapped.select()) == {"tests/test_core.py::test_mul"}

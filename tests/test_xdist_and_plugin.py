@@ -1,0 +1,108 @@
+"""End to end: xdist and plain runs record the same map; the plugin is inert unless tia asks."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import GitProject, clean_env
+from tia.store import Store
+
+pytestmark = pytest.mark.slow
+
+
+def _deps(path: Path) -> dict[str, dict[str, tuple[str, frozenset[str]]]]:
+    store = Store(path / ".tia", print).open()
+    try:
+        return {nodeid: record.deps for nodeid, record in store.tests().items()}
+    finally:
+        store.close()
+
+
+def _with_session_fixture(project: GitProject) -> None:
+    project.write(
+        "tests/conftest.py",
+        """
+        import pytest
+
+        from pkg import reader
+
+
+        @pytest.fixture(scope="session")
+        def loaded():
+            return reader.load()
+
+
+        @pytest.fixture
+        def two(loaded):
+            return 2
+        """,
+    )
+    project.commit("session fixture")
+
+
+def test_xdist_and_plain_runs_record_the_same_map(project: GitProject, tmp_path: Path) -> None:
+    _with_session_fixture(project)
+    twin = tmp_path / "twin"
+    shutil.copytree(project.path, twin)
+    plain = project.tia("map", "-n", "0")
+    assert plain.rc == 0, plain
+    parallel = GitProject.__new__(GitProject)
+    parallel.path = twin
+    distributed = parallel.tia("map", "-n", "2")
+    assert distributed.rc == 0, distributed
+    assert "2 workers" in distributed.stdout + distributed.stderr
+    assert _deps(project.path) == _deps(twin)
+    # A session fixture's dependencies reach every test that uses it, not only the first.
+    assert "pkg/data.json" in _deps(twin)["tests/test_core.py::test_add"]
+
+
+def test_a_selection_runs_under_xdist(mapped: GitProject) -> None:
+    mapped.replace("pkg/core.py", "return a * b", "return a * b * 1")
+    mapped.replace("pkg/core.py", "return a + b", "return a + b + 0")
+    result = mapped.run("-n", "2")
+    assert result.rc == 0, result
+    assert result.ran() == {"tests/test_core.py::test_add", "tests/test_core.py::test_mul"}
+    assert mapped.run("-n", "2").ran() == set()
+
+
+def test_nothing_changed_under_xdist_runs_nothing(mapped: GitProject) -> None:
+    result = mapped.run("-n", "2")
+    assert result.rc == 0
+    assert "no tests affected" in result.stderr
+
+
+def test_a_small_selection_does_not_start_workers(mapped: GitProject) -> None:
+    mapped.replace("pkg/core.py", "return a * b", "return a * b * 1")
+    result = mapped.run()
+    assert "xdist workers" not in result.stderr
+    assert result.ran() == {"tests/test_core.py::test_mul"}
+
+
+def test_plain_pytest_is_untouched_by_the_installed_plugin(project: GitProject) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=project.path,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+    )
+    assert proc.returncode == 0, proc.stdout
+    assert "6 passed" in proc.stdout
+    assert "tia:" not in proc.stdout
+    assert not (project.path / ".tia").exists()
+
+
+def test_pytest_addopts_reaches_the_run(mapped: GitProject) -> None:
+    mapped.replace("pkg/core.py", "return a * b", "return a * b * 1")
+    result = mapped.tia("run", env=clean_env(PYTEST_ADDOPTS="-rA --strict-markers"))
+    assert "PASSED tests/test_core.py::test_mul" in result.stdout, result
+
+
+def test_arguments_after_the_double_dash_go_to_pytest(mapped: GitProject) -> None:
+    result = mapped.tia("run", "--all", "--", "-k", "add", "-rA")
+    assert result.ran() == {"tests/test_core.py::test_add"}, result
