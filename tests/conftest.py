@@ -37,9 +37,7 @@ class GitProject:
         self.git("config", "commit.gpgsign", "false")
 
     def git(self, *args: str) -> str:
-        out = subprocess.run(
-            ["git", *args], cwd=self.path, check=True, capture_output=True, text=True
-        )
+        out = subprocess.run(["git", *args], cwd=self.path, check=True, capture_output=True, text=True)
         return out.stdout
 
     def write(self, rel: str, text: str) -> Path:

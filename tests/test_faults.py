@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from tests.conftest import ALL_SAMPLE_TESTS, GitProject, clean_env
 
 pytestmark = pytest.mark.slow
@@ -41,7 +40,9 @@ def test_an_unknown_ref_names_the_refs_that_exist(mapped: GitProject) -> None:
     assert_one_line_error(result, "unknown git ref 'origin/nope'", "main", "develop")
 
 
-def test_a_shallow_clone_without_the_merge_base_says_how_to_deepen(mapped: GitProject, tmp_path: Path) -> None:
+def test_a_shallow_clone_without_the_merge_base_says_how_to_deepen(
+    mapped: GitProject, tmp_path: Path
+) -> None:
     for n in range(3):
         mapped.write(f"pkg/extra{n}.py", f"X = {n}\n")
         mapped.commit(f"extra {n}")
@@ -141,7 +142,7 @@ def test_ctrl_c_keeps_what_completed_and_the_next_run_selects_the_rest(mapped: G
             time.sleep(3)
             break
     os.killpg(proc.pid, signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
     assert proc.returncode != 0
     assert "Traceback" not in err, err
     selected = mapped.select()
@@ -155,7 +156,9 @@ def test_a_test_that_kills_its_process_leaves_the_map_consistent(mapped: GitProj
     assert result.rc != 0
     assert "the map is unchanged" in result.stderr
     # Nothing of the crashed run was recorded, so the crashing test is still new and runs again.
-    assert mapped.select() == {"tests/test_crash.py::test_crash": [{"rule": "new", "detail": "not in the map"}]}
+    assert mapped.select() == {
+        "tests/test_crash.py::test_crash": [{"rule": "new", "detail": "not in the map"}]
+    }
     assert mapped.tia("status").stdout.splitlines()[1].startswith("tests: 6 ")
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from tests.conftest import ALL_SAMPLE_TESTS, GitProject, clean_env
 
 pytestmark = pytest.mark.slow
@@ -246,3 +245,23 @@ def test_dry_run_prints_the_selection_and_runs_nothing(mapped: GitProject) -> No
     assert "tests/test_core.py::test_mul" in result.stdout
     assert "passed" not in result.stdout
     assert set(mapped.select()) == {"tests/test_core.py::test_mul"}
+
+
+def test_verify_reports_a_failing_test_the_selection_skipped(mapped: GitProject) -> None:
+    # A dependency tia cannot see: the test reads an environment variable set in a file it never opens.
+    mapped.write(
+        "tests/test_env.py",
+        "import os\n\ndef test_env():\n    assert os.environ.get('TIA_DEMO_FLAG') != 'x'\n",
+    )
+    mapped.run()
+    result = mapped.tia("run", "--verify", env=clean_env(TIA_DEMO_FLAG="x"))
+    assert result.rc == 3, result
+    assert "MISSED tests/test_env.py::test_env" in result.stderr
+    assert "1 of them missed" in result.stderr
+
+
+def test_verify_passes_when_the_selection_holds_every_failure(mapped: GitProject) -> None:
+    mapped.replace("pkg/core.py", "return a * b", "return a + b")
+    result = mapped.tia("run", "--verify")
+    assert result.rc == 1, result
+    assert "1 failing tests, 0 of them missed" in result.stderr

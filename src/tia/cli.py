@@ -79,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
         subs[name].add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then arguments for pytest")
     subs["run"].add_argument("--all", action="store_true", help="run every test (and refresh the whole map)")
     subs["run"].add_argument("--dry-run", action="store_true", help="print the selection, run nothing")
+    subs["run"].add_argument(
+        "--verify",
+        action="store_true",
+        help="run the whole suite and report failing tests the selection would have skipped",
+    )
     subs["select"].add_argument("--json", action="store_true", help="print node ids with reasons as JSON")
     subs["explain"].add_argument("target", help="a test node id, or PATH or PATH:LINE")
     subs["graph"].add_argument("--format", choices=("graphml", "json"), default="json")
@@ -162,7 +167,10 @@ def _workers(project: Project, plan: Plan, pytest_args: list[str]) -> int:
     return choose_workers(setting, predicted, len(selected), float(collect) if collect else 1.0)
 
 
-def _execute(project: Project, plan: Plan, pytest_args: list[str], replace_all: bool) -> int:
+def _execute(
+    project: Project, plan: Plan, pytest_args: list[str], replace_all: bool
+) -> tuple[int, dict[str, Any] | None]:
+    """Run pytest on a plan and fold its results into the map; return pytest's status and results."""
     from tia.runner import run_pytest
 
     workers = _workers(project, plan, pytest_args)
@@ -177,7 +185,7 @@ def _execute(project: Project, plan: Plan, pytest_args: list[str], replace_all: 
     )
     if result.payload is None:
         _warn("pytest reported no results; the map is unchanged")
-        return result.exitstatus
+        return result.exitstatus, None
     summary = project.fold(plan, result.payload, replace_all=replace_all and not result.interrupted)
     collect = _collect_seconds(result.payload)
     if collect is not None:
@@ -187,8 +195,37 @@ def _execute(project: Project, plan: Plan, pytest_args: list[str], replace_all: 
     selected = _selected_after_collection(result.payload)
     if result.exitstatus == 5 and selected == []:
         _say("no tests affected")
-        return ExitCode.OK
-    return result.exitstatus
+        return ExitCode.OK, result.payload
+    return result.exitstatus, result.payload
+
+
+def _verify(project: Project, plan: Plan, pytest_args: list[str]) -> int:
+    """Run everything and report each failing test the selection would have skipped."""
+    import dataclasses
+
+    from tia.records import FAILED_OUTCOMES
+
+    full = dataclasses.replace(plan, mode="all", why_all="--verify: the whole suite checks the selection")
+    status, payload = _execute(project, full, pytest_args, replace_all=False)
+    if payload is None:
+        return status
+    chosen = set(plan.known) if plan.mode == "all" else set(plan.selection.reasons)
+    tests = project.tests()
+    missed = sorted(
+        nodeid
+        for nodeid, result in payload.get("outcomes", {}).items()
+        if result.get("outcome") in FAILED_OUTCOMES and nodeid in plan.known and nodeid not in chosen
+    )
+    for nodeid in missed:
+        record = tests.get(nodeid)
+        changed = sorted(set(record.deps) & plan.touched) if record else []
+        where = (
+            f"it depends on changed {', '.join(changed)}" if changed else "no file it is known to use changed"
+        )
+        _say(f"verify: MISSED {nodeid}: it fails, and the selection would have skipped it ({where})")
+    failing = sum(1 for r in payload.get("outcomes", {}).values() if r.get("outcome") in FAILED_OUTCOMES)
+    _say(f"verify: {failing} failing tests, {len(missed)} of them missed by the selection")
+    return ExitCode.ERROR if missed else status
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -200,10 +237,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.dry_run:
             _print_selection(plan, None, as_json=False)
             return ExitCode.OK
+        if args.verify:
+            return _verify(project, plan, pytest_args)
         if plan.mode == "select" and not plan.needs_pytest:
             _say("no tests affected")
             return ExitCode.OK
-        return _execute(project, plan, pytest_args, replace_all=plan.mode == "all" and not pytest_args)
+        return _execute(project, plan, pytest_args, replace_all=plan.mode == "all" and not pytest_args)[0]
 
 
 def cmd_map(args: argparse.Namespace) -> int:
@@ -212,7 +251,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     with project.store.locked(_say):
         plan = project.plan(None, run_all=True)
         _say(f"mapping the whole suite{' (replacing the existing map)' if plan.known else ''}")
-        return _execute(project, plan, pytest_args, replace_all=not pytest_args)
+        return _execute(project, plan, pytest_args, replace_all=not pytest_args)[0]
 
 
 def _print_selection(plan: Plan, collected: dict[str, Any] | None, as_json: bool) -> None:
