@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from tests.conftest import ALL_SAMPLE_TESTS, GitProject, clean_env
 
 pytestmark = pytest.mark.slow

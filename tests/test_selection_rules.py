@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tests.conftest import ALL_SAMPLE_TESTS, GitProject, clean_env
 
 pytestmark = pytest.mark.slow

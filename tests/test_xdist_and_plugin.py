@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.conftest import GitProject, clean_env
 
+from tests.conftest import GitProject, clean_env
 from tia.store import Store
 
 pytestmark = pytest.mark.slow

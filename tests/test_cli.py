@@ -1,0 +1,89 @@
+"""The reporting commands: explain, status, graph, cache, help."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from tests.conftest import GitProject
+from tia.cli import COMMANDS
+
+pytestmark = pytest.mark.slow
+
+
+def test_explain_a_test_lists_its_files_and_scopes(mapped: GitProject) -> None:
+    result = mapped.tia("explain", "tests/test_core.py::test_add")
+    assert result.rc == 0, result
+    assert "tests/test_core.py::test_add: passed" in result.stdout
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
+    assert lines["pkg/core.py"].endswith("add")
+    assert lines["tests/conftest.py"].endswith("two")
+
+
+def test_explain_a_line_names_its_scope_and_the_tests_that_ran_it(mapped: GitProject) -> None:
+    line = mapped.read("pkg/core.py").splitlines().index("    return a * b") + 1
+    result = mapped.tia("explain", f"pkg/core.py:{line}")
+    assert result.rc == 0, result
+    assert f"pkg/core.py:{line} is in mul" in result.stdout
+    assert result.stdout.splitlines()[-1].strip() == "tests/test_core.py::test_mul"
+    assert "1 mapped tests executed or read scope mul" in result.stdout
+
+
+def test_explain_a_data_file_lists_its_readers(mapped: GitProject) -> None:
+    result = mapped.tia("explain", "pkg/data.json")
+    assert "tests/test_reader.py::test_load" in result.stdout
+
+
+def test_explain_something_unknown_is_a_clear_error(mapped: GitProject) -> None:
+    result = mapped.tia("explain", "/nowhere/else.py")
+    assert result.rc == 2
+    assert "tia: error:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_status_describes_the_map(mapped: GitProject) -> None:
+    mapped.replace("pkg/core.py", "return a * b", "return b * a")
+    result = mapped.tia("status")
+    assert result.rc == 0
+    assert "tests: 6 (0 failed last time)" in result.stdout
+    assert "stale files (changed since tests that depend on them ran): 1" in result.stdout
+    assert "  pkg/core.py" in result.stdout
+    assert "(unchanged)" in result.stdout
+
+
+def test_graph_exports_json_and_graphml(mapped: GitProject) -> None:
+    doc = json.loads(mapped.tia("graph", "--format", "json").stdout)
+    edges = {(e["source"], e["target"]) for e in doc["edges"]}
+    assert ("tests/test_core.py::test_mul", "pkg/core.py::mul") in edges
+    assert ("tests/test_reader.py::test_load", "pkg/data.json") in edges
+    out = mapped.path / "deps.graphml"
+    assert mapped.tia("graph", "--format", "graphml", "-o", str(out)).rc == 0
+    root = ET.parse(out).getroot()
+    assert root.tag.endswith("graphml")
+
+
+def test_cache_info_and_clear(mapped: GitProject) -> None:
+    info = mapped.tia("cache", "info").stdout
+    assert "test entries: 6" in info
+    assert (mapped.path / ".tia" / ".gitignore").read_text().strip().endswith("*")
+    assert mapped.git("status", "--porcelain") == ""
+    assert mapped.tia("cache", "clear").rc == 0
+    assert "test entries: 0" in mapped.tia("cache", "info").stdout
+    assert "no map yet" in mapped.tia("run").stderr
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_has_help_with_an_example(mapped: GitProject, command: str) -> None:
+    result = mapped.tia(command, "--help")
+    assert result.rc == 0
+    assert f"example: {COMMANDS[command][1]}" in result.stdout
+
+
+def test_version_answers_without_a_repository(tmp_path) -> None:
+    project = GitProject.__new__(GitProject)
+    project.path = tmp_path
+    result = project.tia("--version")
+    assert result.rc == 0
+    assert result.stdout.startswith("tia ")
