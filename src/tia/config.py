@@ -104,10 +104,12 @@ def _globs(value: Any, key: str, where: Path | str) -> tuple[str, ...]:
 def parse_workers(value: Any, where: str) -> str | int:
     if value in ("auto", "logical"):
         return "auto"
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise UsageError(f"{where}: workers must be 'auto' or a whole number, not {value!r}")
     try:
         count = int(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"{where}: workers must be 'auto' or a number, not {value!r}") from None
+    except ValueError:
+        raise UsageError(f"{where}: workers must be 'auto' or a whole number, not {value!r}") from None
     if count < 0:
         raise UsageError(f"{where}: workers must be 'auto' or a number >= 0, not {count}")
     return count

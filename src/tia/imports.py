@@ -47,18 +47,21 @@ def extract_imports(tree: ast.AST) -> tuple[list[ImportRecord], bool]:
             name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
             if name in _DYNAMIC_CALLS:
                 names = _literal_strings(node.args[0]) if node.args else None
+                # A relative name needs its `package` argument: tia cannot resolve that statically.
+                if names is None or any(n.startswith(".") for n in names):
+                    dynamic = True
+                else:
+                    records.extend(["import", n] for n in names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if node.value is not None and any(
+                isinstance(t, ast.Name) and t.id == "pytest_plugins" for t in targets
+            ):
+                names = _literal_strings(node.value)
                 if names is None:
                     dynamic = True
                 else:
                     records.extend(["import", n] for n in names)
-        elif isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Name) and t.id == "pytest_plugins" for t in node.targets
-        ):
-            names = _literal_strings(node.value)
-            if names is None:
-                dynamic = True
-            else:
-                records.extend(["import", n] for n in names)
     return records, dynamic
 
 

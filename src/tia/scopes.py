@@ -39,6 +39,7 @@ Invariants:
 from __future__ import annotations
 
 import ast
+import builtins
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ from typing import Any
 _SPECIAL_NAME = re.compile(r"^(__\w+__|pytest_\w+)$")
 
 _FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
+_BUILTINS = frozenset(dir(builtins))
 
 
 def fingerprint(text: str) -> str:
@@ -71,7 +73,8 @@ class FileIndex:
         scopes: qualified name -> fingerprint of that function body.
         spans: (qualified name, first body line, last line), outer scopes first.
         free_defs: name -> fingerprint of the ``def`` statement of each free def.
-        bound: names the module scope binds other than free defs.
+        bound: names the module binds (free defs aside) or reads anywhere: a new
+            free def with one of these names may change what existing code calls.
         imports: static imports, as produced by `tia.imports.extract_imports`.
         dynamic_imports: the file imports something tia cannot resolve statically.
         error: why the file could not be parsed, or ``None``.
@@ -118,6 +121,11 @@ class FileIndex:
             raise ValueError("malformed file index: imports")
         if error is not None and not isinstance(error, str):
             raise ValueError("malformed file index: error")
+        if not isinstance(spans, list):
+            raise ValueError("malformed file index: spans")
+        dynamic = data.get("dynamic_imports", False)
+        if not isinstance(dynamic, bool):
+            raise ValueError("malformed file index: dynamic_imports")
         checked_spans = []
         for span in spans:
             if not (
@@ -136,7 +144,7 @@ class FileIndex:
             free_defs=free_defs,
             bound=frozenset(bound),
             imports=imports,
-            dynamic_imports=bool(data.get("dynamic_imports", False)),
+            dynamic_imports=dynamic,
             error=error,
         )
 
@@ -194,6 +202,12 @@ def _copy(node: ast.AST) -> Any:
     return new
 
 
+def _first_line(stmt: ast.stmt) -> int:
+    """Where a statement starts: its first decorator for a decorated def or class."""
+    decorators = getattr(stmt, "decorator_list", None) or []
+    return min([stmt.lineno, *(d.lineno for d in decorators)])
+
+
 class _ScopeCollector(ast.NodeVisitor):
     """Walks a module, naming every function body and fingerprinting it."""
 
@@ -225,7 +239,7 @@ class _ScopeCollector(ast.NodeVisitor):
                 self.visit(expr)
         name = self._unique(".".join([*self.prefix, node.name]))
         self.scopes[name] = fingerprint(_dump(_stubbed(node.body)))
-        self.spans.append((name, node.body[0].lineno, node.end_lineno or node.body[-1].lineno))
+        self.spans.append((name, _first_line(node.body[0]), node.end_lineno or node.body[-1].lineno))
         self.prefix.extend([node.name, "<locals>"])
         for stmt in node.body:
             self.visit(stmt)
@@ -261,9 +275,18 @@ def _bound_names(stmts: list[ast.stmt]) -> set[str]:
             for node in ast.walk(stmt):
                 if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
                     names.add(node.id)
-                elif isinstance(node, (*_FUNCTION_NODES, ast.ClassDef)):
+                elif isinstance(node, (*_FUNCTION_NODES, ast.ClassDef)) or (
+                    isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name
+                ):
                     names.add(node.name)
+                elif isinstance(node, ast.MatchMapping) and node.rest:
+                    names.add(node.rest)
     return names
+
+
+def _read_anywhere(tree: ast.Module) -> set[str]:
+    """Every name read anywhere in the module, function bodies included."""
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
 
 
 def _split_free_defs(tree: ast.Module) -> tuple[list[ast.stmt], dict[str, ast.stmt]]:
@@ -313,7 +336,7 @@ def index_source(source: str | bytes, filename: str = "<unknown>") -> FileIndex:
         scopes=collector.scopes,
         spans=collector.spans,
         free_defs={name: fingerprint(_dump(_stubbed([node]))) for name, node in free.items()},
-        bound=frozenset(_bound_names(rest)),
+        bound=frozenset(_bound_names(rest) | _read_anywhere(tree)),
         imports=imports,
         dynamic_imports=dynamic,
     )
@@ -356,6 +379,8 @@ def diff_indexes(old: FileIndex, new: FileIndex) -> FileDiff:
         if new.free_defs.get(name) != fp:
             return FileDiff(module_changed=True, scopes=scopes, detail=f"definition of {name} changed")
     for name in new.free_defs.keys() - old.free_defs.keys():
-        if name in old.bound:
+        # A name the old version bound or read (a builtin such as `len` included) may be
+        # called by existing code: defining it changes what that code does.
+        if name in old.bound or name in _BUILTINS:
             return FileDiff(module_changed=True, scopes=scopes, detail=f"{name} redefined")
     return FileDiff(module_changed=False, scopes=scopes)
