@@ -36,7 +36,13 @@ def _number(value: Any, what: str) -> float:
 def safe_path(value: Any) -> str:
     """Check that a path read from outside is relative and stays inside the repository."""
     path = _str(value, "a path")
-    if not path or path.startswith("/") or "\\" in path or ".." in path.split("/"):
+    if (
+        not path
+        or path.startswith("/")
+        or "\\" in path
+        or ".." in path.split("/")
+        or any(ord(c) < 32 for c in path)
+    ):
         raise RecordError(f"unsafe path {path!r}: paths are relative to the repository root")
     return path
 

@@ -90,6 +90,11 @@ class SafeJSONDisk(diskcache.Disk):
         data = zlib.compress(json.dumps(value, separators=(",", ":")).encode("utf-8"), 1)
         return super().store(data, False, key=key)
 
+    def remove(self, file_path: Any) -> None:
+        # tia never writes side files, so a row that names one was not written by tia:
+        # deleting "its" file could delete anything the user can write.
+        return None
+
     def fetch(self, mode: int, filename: Any, value: Any, read: bool) -> Any:
         if mode != MODE_RAW or filename is not None or not isinstance(value, bytes):
             raise CorruptStoreError("the map holds a value that is not compressed JSON")
@@ -102,15 +107,18 @@ class SafeJSONDisk(diskcache.Disk):
 def _check_settings(db: Path) -> None:
     """Refuse a cache.db whose Settings table tia did not write."""
     try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        con = sqlite3.connect(db.as_uri() + "?mode=ro", uri=True)
     except sqlite3.Error as exc:
         raise CorruptStoreError(f"cannot open {db}: {exc}") from exc
     try:
         rows = con.execute("SELECT key, value FROM Settings").fetchall()
+        side_files = con.execute("SELECT count(*) FROM Cache WHERE filename IS NOT NULL").fetchone()[0]
     except sqlite3.Error as exc:
         raise CorruptStoreError(f"{db} is not a tia map: {exc}") from exc
     finally:
         con.close()
+    if side_files:
+        raise CorruptStoreError(f"{db} has entries stored outside the database, which tia never writes")
     for key, value in rows:
         expected = _SETTINGS.get(key)
         if expected is None:
@@ -212,6 +220,7 @@ class Store:
         if not isinstance(schema, int):
             raise CorruptStoreError("the map's meta record has no schema number")
         if schema > SCHEMA:
+            self.close()
             raise StoreError(
                 f"the map in {self.directory} was written by a newer tia (schema {schema}; "
                 f"this tia reads schema {SCHEMA})",
@@ -230,6 +239,10 @@ class Store:
         self.close()
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         aside = self.directory.with_name(f"{self.directory.name}.corrupt-{stamp}")
+        n = 1
+        while aside.exists():
+            n += 1
+            aside = self.directory.with_name(f"{self.directory.name}.corrupt-{stamp}-{n}")
         try:
             self.directory.rename(aside)
         except OSError as exc:
@@ -313,7 +326,15 @@ class Store:
         data = self._get("stat")
         if not isinstance(data, dict):
             return {}
-        return {k: v for k, v in data.items() if isinstance(v, list) and len(v) == 3}
+        return {
+            k: v
+            for k, v in data.items()
+            if isinstance(v, list)
+            and len(v) == 3
+            and isinstance(v[0], int)
+            and isinstance(v[1], int)
+            and isinstance(v[2], str)
+        }
 
     def facts(self) -> RunFacts:
         data = self._get("facts")
@@ -331,7 +352,10 @@ class Store:
 
     def put_stat_cache(self, stat: dict[str, list[Any]]) -> None:
         try:
-            self.cache.set("stat", stat)
+            with self.cache.transact():
+                if self.meta() is None:
+                    self.cache.set("meta", {"schema": SCHEMA})
+                self.cache.set("stat", stat)
         except (sqlite3.Error, OSError) as exc:
             self.warn(f"could not save file hashes: {exc}")
 

@@ -39,7 +39,7 @@ class WorkTree:
         full = self.root / path
         try:
             st = full.stat()
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL byte in the name
             return None
         if not _is_regular(st.st_mode):
             return None
