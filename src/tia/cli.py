@@ -136,6 +136,7 @@ def _plugin_plan(plan: Plan, record: bool) -> dict[str, Any]:
         "failed": plan.selection.failed,
         "record": record,
         "header": plan.header(),
+        "skip_files": sorted(plan.skip_files),
     }
 
 

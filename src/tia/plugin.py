@@ -78,6 +78,7 @@ class TiaSession:
         self.worker_results: list[dict[str, Any]] = []
         self.started = time.time()
         self.collect_seconds = 0.0
+        self.skip = {str(self.root / p) for p in self.plan.get("skip_files", [])}
 
     # -- recording -----------------------------------------------------------
 
@@ -141,6 +142,13 @@ class TiaSession:
             self._switch(SESSION)
 
     # -- selection -----------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)  # before conftest hooks that return False to force collection
+    def pytest_ignore_collect(self, collection_path: Path, config: pytest.Config) -> bool | None:
+        # Not collecting unaffected test files saves importing them: most of a small run's time.
+        if self.skip and str(collection_path) in self.skip:
+            return True
+        return None
 
     def pytest_collection_modifyitems(
         self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]

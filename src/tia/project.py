@@ -40,6 +40,7 @@ class Plan:
         touched: files that differ from some test's last run or from the base.
         needs_pytest: whether pytest must start at all (to run, or to look for new tests).
         base: the ``--since`` merge-base, if any.
+        skip_files: test files (repository-relative) that pytest need not collect.
     """
 
     mode: str
@@ -53,6 +54,7 @@ class Plan:
     touched: set[str] = field(default_factory=set)
     needs_pytest: bool = True
     base: Base | None = None
+    skip_files: set[str] = field(default_factory=set)
     started: float = field(default_factory=time.time)
 
     @property
@@ -182,7 +184,21 @@ class Project:
         touched = self._touched(tests, sources, listing)
         plan = Plan("select", None, selection, set(tests), listing, snap, env, durations, touched, base=base)
         plan.needs_pytest = bool(selection.reasons) or self._may_add_tests(touched, tests)
+        plan.skip_files = self._skippable_files(tests, selection, touched)
         return plan
+
+    def _skippable_files(
+        self, tests: dict[str, TestRecord], selection: Selection, touched: set[str]
+    ) -> set[str]:
+        """Test files pytest need not even collect: none of their tests is selected, and they
+        did not change, so they hold no new tests either (what their collection ran is part of
+        every one of their tests' dependencies)."""
+        from tia.selection import test_file
+
+        rootdir = self.rootdir()
+        files = {test_file(n, rootdir) for n in tests}
+        needed = {test_file(n, rootdir) for n in selection.reasons}
+        return files - needed - touched
 
     def versions(self, listing: dict[str, str], worktree: WorkTree) -> Any:
         from tia.changes import Versions
