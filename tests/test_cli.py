@@ -56,7 +56,9 @@ def test_status_describes_the_map(mapped: GitProject) -> None:
 def test_graph_exports_json_and_graphml(mapped: GitProject) -> None:
     doc = json.loads(mapped.tia("graph", "--format", "json").stdout)
     edges = {(e["source"], e["target"]) for e in doc["edges"]}
-    assert ("tests/test_core.py::test_mul", "pkg/core.py::mul") in edges
+    assert ("tests/test_core.py::test_mul", "pkg/core.py:mul") in edges
+    kinds = {n["id"]: n["kind"] for n in doc["nodes"]}
+    assert {kinds[t] for t in ("tests/test_core.py::test_mul", "tests/test_uses.py::test_scaled")} == {"test"}
     assert ("tests/test_reader.py::test_load", "pkg/data.json") in edges
     out = mapped.path / "deps.graphml"
     assert mapped.tia("graph", "--format", "graphml", "-o", str(out)).rc == 0
@@ -70,7 +72,7 @@ def test_cache_info_and_clear(mapped: GitProject) -> None:
     assert (mapped.path / ".tia" / ".gitignore").read_text().strip().endswith("*")
     assert mapped.git("status", "--porcelain") == ""
     assert mapped.tia("cache", "clear").rc == 0
-    assert "test entries: 0" in mapped.tia("cache", "info").stdout
+    assert "no map yet" in mapped.tia("cache", "info").stdout
     assert "no map yet" in mapped.tia("run").stderr
 
 
@@ -87,3 +89,41 @@ def test_version_answers_without_a_repository(tmp_path) -> None:
     result = project.tia("--version")
     assert result.rc == 0
     assert result.stdout.startswith("tia ")
+
+
+def test_cache_clear_removes_a_map_from_a_newer_tia(mapped: GitProject) -> None:
+    import sqlite3
+
+    # Stand in for a newer tia: rewrite the schema number through SQL, not through tia.
+    db = sqlite3.connect(mapped.path / ".tia" / "cache.db")
+    db.execute("DELETE FROM Cache WHERE key = 'meta'")
+    db.commit()
+    db.close()
+    code = (
+        "import sys; from pathlib import Path; import diskcache; from tia.store import SafeJSONDisk; "
+        "c = diskcache.Cache(sys.argv[1], disk=SafeJSONDisk); c.set('meta', {'schema': 99}); c.close()"
+    )
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", code, str(mapped.path / ".tia")], check=True)
+    assert "newer tia" in mapped.tia("run").stderr
+    assert mapped.tia("cache", "clear").rc == 0
+    assert "no map yet" in mapped.run().stderr
+
+
+def test_explain_refuses_unknown_tests_paths_and_lines(mapped: GitProject) -> None:
+    for target, needle in [
+        ("tests/test_core.py::test_nosuch", "no test tests/test_core.py::test_nosuch in the map"),
+        ("pkg/nosuch.py", "neither a test in the map nor a file"),
+        ("pkg/core.py:999", "has no line 999"),
+        ("pkg/data.json:1", "not a Python file"),
+    ]:
+        result = mapped.tia("explain", target)
+        assert result.rc == 2, result
+        assert needle in result.stderr
+
+
+def test_reading_commands_leave_no_map_behind(project: GitProject) -> None:
+    assert "no map yet" in project.tia("status").stdout
+    assert not (project.path / ".tia").exists()

@@ -53,7 +53,7 @@ def assert_defaults(config: Config, root: Path) -> None:
     assert config.run_all == DEFAULT_RUN_ALL
     assert config.ignore == ()
     assert config.engine == "coverage"
-    assert config.workers == "auto"
+    assert config.workers == "decide"
     assert config.source is None
 
 
@@ -80,7 +80,7 @@ def test_an_empty_tia_table_gives_the_defaults_and_is_the_source(root: Path) -> 
     config = load(root)
     assert config.source == path
     assert config.run_all == DEFAULT_RUN_ALL
-    assert config.workers == "auto"
+    assert config.workers == "decide"
     assert config.cache_dir == root / ".tia"
 
 
@@ -141,7 +141,7 @@ def test_an_unknown_engine_is_a_usage_error_naming_it(root: Path) -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("4", 4), ("0", 0), ('"auto"', "auto"), ('"logical"', "auto"), ('"3"', 3)],
+    [("4", 4), ("0", 0), ('"auto"', "auto"), ('"logical"', "logical"), ('"3"', 3)],
 )
 def test_workers_accepts_a_count_or_auto(root: Path, value: str, expected: str | int) -> None:
     tia_table(root, f"workers = {value}\n")

@@ -268,3 +268,21 @@ def test_verify_passes_when_the_selection_holds_every_failure(mapped: GitProject
     result = mapped.tia("run", "--verify")
     assert result.rc == 1, result
     assert "1 failing tests, 0 of them missed" in result.stderr
+
+
+def test_a_deleted_test_leaves_the_map(mapped: GitProject) -> None:
+    mapped.git("rm", "-q", "tests/test_reader.py")
+    mapped.replace("tests/test_core.py", "def test_limit():", "def test_limit_renamed():")
+    result = mapped.run()
+    # Removing a def is a module change, so test_core.py's other tests run too.
+    assert "tests/test_core.py::test_limit_renamed" in result.ran(), result
+    assert not any(n.startswith("tests/test_reader.py") for n in result.ran())
+    assert mapped.select() == {}
+    assert "tests: 5 " in mapped.tia("status").stdout
+    assert mapped.run().ran() == set()
+
+
+def test_map_with_pytest_arguments_still_replaces_the_map(mapped: GitProject) -> None:
+    mapped.git("rm", "-q", "tests/test_reader.py")
+    assert mapped.tia("map", "--", "-q").rc == 0
+    assert "tests: 5 " in mapped.tia("status").stdout

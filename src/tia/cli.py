@@ -28,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "tia run --since main -- -x -q",
     ),
     "select": ("print the tests `tia run` would run, and why", "tia select --since main --json"),
-    "map": ("run the whole suite and rebuild the map", "tia map -n auto"),
+    "map": ("run the whole suite and rebuild the map", "tia map -n 2"),
     "explain": (
         "show what a test depends on, or which tests depend on a file or line",
         "tia explain src/pkg/mod.py:42",
@@ -74,7 +74,11 @@ def _parser() -> argparse.ArgumentParser:
         )
     for name in ("run", "map"):
         subs[name].add_argument(
-            "-n", dest="workers", metavar="N|auto", help="pytest-xdist workers (default: tia decides)"
+            "-n",
+            dest="workers",
+            metavar="N|auto",
+            help="run under pytest-xdist with N workers, or auto (one per CPU); 0: no xdist "
+            "(default: tia decides from the recorded durations)",
         )
         subs[name].add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then arguments for pytest")
     subs["run"].add_argument("--all", action="store_true", help="run every test (and refresh the whole map)")
@@ -149,14 +153,7 @@ def _selected_after_collection(payload: dict[str, Any] | None) -> list[str] | No
     return None
 
 
-def _collect_seconds(payload: dict[str, Any] | None) -> float | None:
-    for part in (payload or {}).get("parts", []):
-        if "collect_seconds" in part:
-            return float(part["collect_seconds"])
-    return None
-
-
-def _workers(project: Project, plan: Plan, pytest_args: list[str]) -> int:
+def _workers(project: Project, plan: Plan, pytest_args: list[str]) -> int | str:
     from tia.runner import choose_workers, predict_seconds, user_chose_xdist
 
     if user_chose_xdist(pytest_args):
@@ -187,12 +184,12 @@ def _execute(
     if result.payload is None:
         _warn("pytest reported no results; the map is unchanged")
         return result.exitstatus, None
-    summary = project.fold(plan, result.payload, replace_all=replace_all and not result.interrupted)
-    collect = _collect_seconds(result.payload)
-    if collect is not None:
-        project.store.cache.set("meta", {**project.meta(), "collect_seconds": collect})
+    # Exit status 2: interrupted, or collection errors: not every test was seen.
+    complete = not result.interrupted and result.exitstatus != 2
+    summary = project.fold(plan, result.payload, replace_all=replace_all and complete)
     if result.interrupted:
         _say(f"interrupted: recorded the {summary.recorded} tests that completed; the rest run next time")
+        return ExitCode.INTERRUPTED, result.payload
     selected = _selected_after_collection(result.payload)
     if result.exitstatus == 5 and selected == []:
         _say("no tests affected")
@@ -206,7 +203,9 @@ def _verify(project: Project, plan: Plan, pytest_args: list[str]) -> int:
 
     from tia.records import FAILED_OUTCOMES
 
-    full = dataclasses.replace(plan, mode="all", why_all="--verify: the whole suite checks the selection")
+    full = dataclasses.replace(
+        plan, mode="all", why_all="--verify: the whole suite checks the selection", skip_files=set()
+    )
     status, payload = _execute(project, full, pytest_args, replace_all=False)
     if payload is None:
         return status
@@ -219,7 +218,8 @@ def _verify(project: Project, plan: Plan, pytest_args: list[str]) -> int:
     )
     for nodeid in missed:
         record = tests.get(nodeid)
-        changed = sorted(set(record.deps) & plan.touched) if record else []
+        deps = record.deps.items() if record else ()
+        changed = sorted(path for path, (sha, _) in deps if plan.listing.get(path) != sha)
         where = (
             f"it depends on changed {', '.join(changed)}" if changed else "no file it is known to use changed"
         )
@@ -243,16 +243,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         if plan.mode == "select" and not plan.needs_pytest:
             _say("no tests affected")
             return ExitCode.OK
-        return _execute(project, plan, pytest_args, replace_all=plan.mode == "all" and not pytest_args)[0]
+        return _execute(project, plan, pytest_args, replace_all=plan.mode == "all")[0]
 
 
 def cmd_map(args: argparse.Namespace) -> int:
     project = _project(args)
     pytest_args = _pytest_args(args)
     with project.store.locked(_say):
-        plan = project.plan(None, run_all=True)
-        _say(f"mapping the whole suite{' (replacing the existing map)' if plan.known else ''}")
-        return _execute(project, plan, pytest_args, replace_all=not pytest_args)[0]
+        plan = project.plan(None, run_all=True, why="tia map")
+        _say("mapping the whole suite")
+        return _execute(project, plan, pytest_args, replace_all=True)[0]
 
 
 def _print_selection(plan: Plan, collected: dict[str, Any] | None, as_json: bool) -> None:
@@ -358,7 +358,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
             _say(f"nothing to clear in {store.directory}")
             return ExitCode.OK
         with store.locked(_say):
-            project.open_store().clear()
+            store.destroy()
         _say(f"cleared the map in {store.directory}")
         return ExitCode.OK
     print(f"directory: {store.directory}")

@@ -48,7 +48,8 @@ class Config:
         run_all: globs of files whose change selects every test.
         ignore: globs of files whose changes tia disregards.
         engine: the recording engine.
-        workers: ``"auto"`` (tia decides), or a worker count (0: no xdist).
+        workers: ``"decide"`` (tia decides from recorded durations, the default),
+            ``"auto"`` (pytest-xdist's one worker per CPU), or a count (0: no xdist).
         source: where the ``[tool.tia]`` settings came from, if anywhere.
     """
 
@@ -58,7 +59,7 @@ class Config:
     run_all: tuple[str, ...] = DEFAULT_RUN_ALL
     ignore: tuple[str, ...] = ()
     engine: str = "coverage"
-    workers: str | int = "auto"
+    workers: str | int = "decide"
     source: Path | None = None
 
     def runs_all(self, path: str) -> bool:
@@ -102,16 +103,17 @@ def _globs(value: Any, key: str, where: Path | str) -> tuple[str, ...]:
 
 
 def parse_workers(value: Any, where: str) -> str | int:
-    if value in ("auto", "logical"):
-        return "auto"
+    if value in ("auto", "logical", "decide"):
+        return value
+    wrong = UsageError(f"{where}: workers must be 'decide', 'auto' or a whole number, not {value!r}")
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise UsageError(f"{where}: workers must be 'auto' or a whole number, not {value!r}")
+        raise wrong
     try:
         count = int(value)
     except ValueError:
-        raise UsageError(f"{where}: workers must be 'auto' or a whole number, not {value!r}") from None
+        raise wrong from None
     if count < 0:
-        raise UsageError(f"{where}: workers must be 'auto' or a number >= 0, not {count}")
+        raise UsageError(f"{where}: workers must be 'decide', 'auto' or a number >= 0, not {count}")
     return count
 
 

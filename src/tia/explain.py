@@ -28,17 +28,29 @@ def explain(project: Project, target: str) -> Iterator[str]:
             names = ", ".join(sorted(scopes)) if scopes else MODULE if path.endswith(".py") else "(read)"
             yield f"  {path}  [{sha[:8]}]  {names}"
         return
+    if "::" in target:
+        raise UsageError(
+            f"no test {target} in the map", hint="`tia select` lists tests the map does not know yet"
+        )
     path, _, line = target.rpartition(":") if ":" in target else (target, "", "")
     if not line.isdigit():
         path, line = target, ""
     rel = _relative(project, path)
+    if not (project.root / rel).is_file():
+        raise UsageError(f"{path} is neither a test in the map nor a file in the repository")
     scope = None
     if line:
-        index = project.versions(*_listing_for(project, rel)).current_index(rel)
-        if index is None:
-            raise UsageError(f"{path} is not a Python file tia can read")
-        table = index.line_scopes()
+        if not rel.endswith(".py"):
+            raise UsageError(f"{path} is not a Python file: line numbers name scopes in Python files only")
+        from tia.scopes import index_source
+
+        index = index_source((project.root / rel).read_bytes(), rel)
         number = int(line)
+        if index.error:
+            raise UsageError(f"{path} does not parse ({index.error})")
+        if not 1 <= number <= len((project.root / rel).read_bytes().splitlines()):
+            raise UsageError(f"{path} has no line {number}")
+        table = index.line_scopes()
         scope = table[number] if number < len(table) else None
         yield f"{rel}:{line} is in {scope or 'the module scope (runs at import time)'}"
     users = []
@@ -67,16 +79,8 @@ def _relative(project: Project, path: str) -> str:
     full = Path(path) if Path(path).is_absolute() else Path.cwd() / path
     rel = posix_relative(full, project.root)
     if rel is None:
-        raise UsageError(f"{path} is not a node id in the map nor a file in the repository")
+        raise UsageError(f"{path} is outside the repository {project.root}")
     return rel
-
-
-def _listing_for(project: Project, rel: str) -> tuple[dict[str, str], object]:
-    worktree = project.worktree()
-    sha = worktree.blob(rel)
-    if sha is None:
-        raise UsageError(f"{rel} is not a node id in the map nor a file in the repository")
-    return {rel: sha}, worktree
 
 
 def status(project: Project) -> Iterator[str]:

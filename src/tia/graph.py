@@ -9,7 +9,6 @@ The dependency graph is what `tia graph` exports and `tia explain` reads.
 from __future__ import annotations
 
 import json
-import posixpath
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -32,14 +31,11 @@ class ImportGraph:
         paths = list(paths)
         resolver = ModuleResolver(paths)
         self.graph: nx.DiGraph = nx.DiGraph()
-        self.dynamic: set[str] = set()
         for path in resolver.files:
             self.graph.add_node(path)
             index = index_of(path)
             if index is None:
                 continue
-            if index.dynamic_imports:
-                self.dynamic.add(path)
             for target in resolver.resolve(path, index.imports):
                 self.graph.add_edge(path, target)
         for opener, data_files in reads.items():
@@ -52,36 +48,18 @@ class ImportGraph:
             return {path}
         return {path, *nx.ancestors(self.graph, path)}
 
-    def imported_by(self, path: str) -> set[str]:
-        """What `path` imports, directly or through others."""
-        if path not in self.graph:
-            return set()
-        return set(nx.descendants(self.graph, path))
-
-
-def conftests_above(test_file: str, conftests: set[str]) -> list[str]:
-    """The conftest.py files pytest loads for a test file: in its directory and above."""
-    found = []
-    directory = posixpath.dirname(test_file)
-    while True:
-        candidate = posixpath.join(directory, "conftest.py") if directory else "conftest.py"
-        if candidate in conftests:
-            found.append(candidate)
-        if not directory:
-            return found
-        directory = posixpath.dirname(directory)
-
 
 def dependency_graph(tests: dict[str, TestRecord], rootdir: str) -> nx.DiGraph:
-    """Files, scopes and tests: ``test -> file`` and ``test -> file::scope`` edges."""
+    """Files, scopes and tests: ``test -> file`` and ``test -> file:scope -> file`` edges."""
     graph: nx.DiGraph = nx.DiGraph()
-    for nodeid, record in tests.items():
+    for nodeid, record in sorted(tests.items()):
         graph.add_node(nodeid, kind="test", outcome=record.outcome, duration=record.duration)
-        for path, (sha, scopes) in record.deps.items():
+        for path, (sha, scopes) in sorted(record.deps.items()):
             graph.add_node(path, kind="file")
             graph.add_edge(nodeid, path, blob=sha)
-            for scope in scopes:
-                scope_node = f"{path}::{scope}"
+            for scope in sorted(scopes):
+                # One colon: "a.py::test_x" is a test's node id, "a.py:f" a scope.
+                scope_node = f"{path}:{scope}"
                 graph.add_node(scope_node, kind="scope", file=path, scope=scope)
                 graph.add_edge(scope_node, path)
                 graph.add_edge(nodeid, scope_node)

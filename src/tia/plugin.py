@@ -74,6 +74,7 @@ class TiaSession:
         self.durations: dict[str, float] = {}
         self.test_plans: dict[str, Any] = {}
         self.collected: list[str] = []
+        self.narrowed = False
         self.selected: list[str] | None = None
         self.worker_results: list[dict[str, Any]] = []
         self.started = time.time()
@@ -155,6 +156,15 @@ class TiaSession:
     ) -> None:
         self.collect_seconds = time.time() - self.started
         self.collected = [item.nodeid for item in items]
+        option = config.option
+        # Collection that was narrowed cannot tell tia which mapped tests no longer exist.
+        self.narrowed = bool(
+            getattr(option, "keyword", "")
+            or getattr(option, "markexpr", "")
+            or getattr(option, "deselect", None)
+            or getattr(option, "lf", False)
+            or any("::" in arg for arg in config.args)
+        )
         if self.plan["mode"] == "all":
             self.selected = list(self.collected)
             return
@@ -204,6 +214,7 @@ class TiaSession:
         """What this process collected and selected, and its recording reduced to per-test dependencies."""
         local: dict[str, Any] = {
             "collected": self.collected,
+            "narrowed": self.narrowed,
             "selected": self.selected,
             "collect_seconds": self.collect_seconds,
         }

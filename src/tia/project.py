@@ -94,13 +94,15 @@ class Project:
     # -- reading the map ---------------------------------------------------------
 
     def open_store(self) -> Store:
-        if self.store._cache is None:
+        if not self.store.is_open:
             self.store.open()
         return self.store
 
     def tests(self) -> dict[str, TestRecord]:
         if self._tests is None:
-            self._tests = self._guarded(self.open_store().tests)
+            # Reading the map never creates one: `tia status` on a fresh clone leaves no trace.
+            exists = self.store.exists() or self.store.is_open
+            self._tests = self._guarded(self.open_store().tests) if exists else {}
         return self._tests
 
     def _guarded(self, read: Callable[[], Any]) -> Any:
@@ -110,11 +112,13 @@ class Project:
         try:
             return read()
         except CorruptStoreError as exc:
-            self.store._quarantine(str(exc))
+            self.store.quarantine(str(exc))
             self.store.open()
             return read()
 
     def meta(self) -> dict[str, Any]:
+        if not self.store.exists() and not self.store.is_open:
+            return {}
         return self.open_store().meta() or {}
 
     def rootdir(self) -> str:
@@ -122,7 +126,8 @@ class Project:
         return value if isinstance(value, str) else ""
 
     def worktree(self) -> WorkTree:
-        return WorkTree(self.root, self.open_store().stat_cache())
+        stat = self.open_store().stat_cache() if self.store.exists() else {}
+        return WorkTree(self.root, stat)
 
     def environment(self) -> Environment:
         from tia.environment import current
@@ -131,24 +136,30 @@ class Project:
 
     # -- planning ----------------------------------------------------------------
 
-    def plan(self, since: str | None, run_all: bool) -> Plan:
+    def plan(self, since: str | None, run_all: bool, why: str = "--all") -> Plan:
         """Decide what to run: every test, or the affected ones and the last failures."""
-        tests = self.tests()
+        from tia.selection import test_file
+
+        self.open_store()
+        recorded = self.tests()
         facts = self._guarded(self.store.facts)
         worktree = self.worktree()
         listing = worktree.listing(self.git.worktree_files())
         if worktree.dirty:
             self.store.put_stat_cache(worktree.stat)
+        # Tests whose file is gone cannot run; the next fold drops them from the map.
+        rootdir = self.rootdir()
+        tests = {n: r for n, r in recorded.items() if test_file(n, rootdir) in listing}
         env = self.environment()
         base = self.git.merge_base(since) if since else None
         snap = snapshot_id(listing)
         durations = {n: r.duration for n, r in tests.items()}
         empty = Selection()
-        why_all = "--all" if run_all else None
+        why_all = why if run_all else None
         if not tests:
             why_all = why_all or "no map yet: the first run maps the whole suite"
         if why_all:
-            return Plan("all", why_all, empty, set(tests), listing, snap, env, durations, base=base)
+            return Plan("all", why_all, empty, set(recorded), listing, snap, env, durations, base=base)
 
         versions = self.versions(listing, worktree)
         sources = []
@@ -182,7 +193,8 @@ class Project:
             selection.add(nodeid, Reason("changed", detail="the snapshot of its last run is gone"))
         self._new_indexes = versions.new
         touched = self._touched(tests, sources, listing)
-        plan = Plan("select", None, selection, set(tests), listing, snap, env, durations, touched, base=base)
+        known = set(recorded)
+        plan = Plan("select", None, selection, known, listing, snap, env, durations, touched, base=base)
         plan.needs_pytest = bool(selection.reasons) or self._may_add_tests(touched, tests)
         plan.skip_files = self._skippable_files(tests, selection, touched)
         return plan
@@ -246,8 +258,12 @@ class Project:
         facts = RunFacts()
         indexes: dict[str, FileIndex] = dict(getattr(self, "_new_indexes", {}))
         deps_by_test: dict[str, dict[str, tuple[str, frozenset[str]]]] = {}
+        collected: set[str] = set()
+        narrowed = False
         try:
             for part in payload.get("parts", []):
+                collected |= set(part.get("collected") or [])
+                narrowed = narrowed or bool(part.get("narrowed"))
                 blobs = part.get("blobs", {})
                 for sha, data in part.get("indexes", {}).items():
                     indexes[sha] = FileIndex.from_json(data)
@@ -275,14 +291,20 @@ class Project:
                 records[nodeid].deps = deps_by_test.get(nodeid, {})
         except (RecordError, ValueError, AttributeError, TypeError) as exc:
             raise TiaError(f"the results of the pytest run are malformed: {exc}") from exc
-        if not records and not replace_all:
+        # A run that did not see the whole suite cannot say which tests are gone.
+        replace_all = replace_all and not narrowed
+        gone = self._gone(plan, collected if not narrowed else set())
+        if not records and not replace_all and not gone:
             return FoldSummary(0, 0, 0)
+        collect = [p["collect_seconds"] for p in payload.get("parts", []) if "collect_seconds" in p]
         meta = {
             "rootdir": rootdir,
             "commit": self.git.head(),
             "env": plan.env.to_json(),
             "env_id": plan.env.id,
         }
+        if collect and isinstance(collect[0], (int, float)):
+            meta["collect_seconds"] = collect[0]
         if replace_all:
             meta["mapped"] = plan.started
         # Keep the indexes of the files the run executed and of the .py files as they are now.
@@ -295,13 +317,30 @@ class Project:
             facts=facts,
             meta=meta,
             replace_all=replace_all,
+            remove=gone,
         )
         merged = records if replace_all else {**self.tests(), **records}
+        for nodeid in gone - records.keys():
+            merged.pop(nodeid, None)
         blobs = {sha for r in merged.values() for sha, _ in r.deps.values()}
         blobs |= {sha for p, sha in plan.listing.items() if p.endswith(".py")}
         evicted = self.store.evict(blobs, {r.epoch for r in merged.values()} | {plan.snapshot})
         self._tests = merged
         return FoldSummary(len(records), sum(r.failed for r in records.values()), evicted)
+
+    def _gone(self, plan: Plan, collected: set[str]) -> set[str]:
+        """Mapped tests that no longer exist: their file is gone, or pytest collected
+        their file whole and did not find them."""
+        from tia.selection import test_file
+
+        rootdir = self.rootdir()
+        collected_files = {test_file(n, rootdir) for n in collected}
+        gone = set()
+        for nodeid in plan.known:
+            path = test_file(nodeid, rootdir)
+            if path not in plan.listing or (path in collected_files and nodeid not in collected):
+                gone.add(nodeid)
+        return gone
 
     def _pin(
         self, deps: dict[str, tuple[str, frozenset[str]]], blobs: dict[str, str], listing: dict[str, str]

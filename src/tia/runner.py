@@ -33,8 +33,8 @@ _XDIST_OPTIONS = ("-n", "--numprocesses", "--dist", "--tx", "-d")
 class RunResult:
     exitstatus: int
     payload: dict[str, Any] | None
-    interrupted: bool
-    workers: int
+    interrupted: bool  # by Ctrl-C
+    workers: int | str
 
 
 def user_chose_xdist(args: list[str]) -> bool:
@@ -55,13 +55,14 @@ def choose_workers(
     tests: int,
     collect_seconds: float,
     cpus: int | None = None,
-) -> int:
+) -> int | str:
     """How many xdist workers to start (0: none) for a run predicted to take so long serially.
 
-    Workers cost start-up plus collection each; they pay when the serial time,
-    split over the workers, saves more than that.
+    An explicit count, or ``"auto"``/``"logical"`` (xdist's own choice), is the
+    user's.  Otherwise workers cost start-up plus collection each; they pay when
+    the serial time, split over the workers, saves more than that.
     """
-    if isinstance(setting, int):
+    if setting != "decide":
         return setting
     cpus = cpus or os.cpu_count() or 1
     if cpus < 2 or predicted_seconds is None or tests < 2:
@@ -88,7 +89,7 @@ def run_pytest(
     cache_dir: Path,
     plan: dict[str, Any],
     pytest_args: list[str],
-    workers: int,
+    workers: int | str,
     collect_only: bool = False,
     quiet: bool = False,
 ) -> RunResult:
@@ -125,7 +126,7 @@ def run_pytest(
                 payload = json.loads(results_file.read_text(encoding="utf-8"))
             except ValueError:
                 payload = None
-        return RunResult(rc, payload, interrupted or rc == 2, workers)
+        return RunResult(rc, payload, interrupted, workers)
     finally:
         for f in (plan_file, results_file, results_file.with_suffix(".tmp")):
             f.unlink(missing_ok=True)

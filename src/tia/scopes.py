@@ -29,9 +29,12 @@ Invariants:
 * A scope's fingerprint covers its own body only: a nested function's body is
   its own scope, while its ``def`` line (decorators, defaults) is part of the
   enclosing body.  Lambdas and comprehensions belong to the scope they are in.
-* A module-level function that nothing at module level refers to, that has no
-  decorator and no special name, is a *free def*: it is left out of the module
-  fingerprint, so adding one is not a module change (see `diff_indexes`).
+* A *free def* is a module-level function with no decorator, no special name
+  (dunder, ``pytest_*``), defined once, not named by module-level code (not
+  even in a string such as ``__all__``), in a module without ``import *``.  It
+  is left out of the module fingerprint, so adding one is not a module change
+  unless its name is a builtin or something the old version bound or read
+  anywhere (see `diff_indexes`).
 * A qualified name that occurs twice (a property's getter and setter) gets
   ``#2``, ``#3``... in order of appearance.
 """
@@ -191,15 +194,16 @@ def _stubbed(nodes: list[ast.stmt]) -> list[ast.stmt]:
 
 def _copy(node: ast.AST) -> Any:
     """A deep copy of an AST (faster than `copy.deepcopy`, which also copies positions)."""
-    new = type(node)()
+    fields: dict[str, Any] = {}
     for name, value in ast.iter_fields(node):
         if isinstance(value, list):
-            setattr(new, name, [_copy(v) if isinstance(v, ast.AST) else v for v in value])
+            fields[name] = [_copy(v) if isinstance(v, ast.AST) else v for v in value]
         elif isinstance(value, ast.AST):
-            setattr(new, name, _copy(value))
+            fields[name] = _copy(value)
         else:
-            setattr(new, name, value)
-    return new
+            fields[name] = value
+    # Passing every field to the constructor keeps Python 3.13+ from warning about missing ones.
+    return type(node)(**fields)
 
 
 def _first_line(stmt: ast.stmt) -> int:
@@ -366,8 +370,9 @@ UNCHANGED = FileDiff(module_changed=False)
 def diff_indexes(old: FileIndex, new: FileIndex) -> FileDiff:
     """Compare two versions of a file.
 
-    A free def that is new, and whose name the old version did not bind, is no
-    change at all: nothing can have called it.  A free def that disappeared or
+    A free def that is new, whose name is no builtin and was neither bound nor
+    read anywhere in the old version, is no change at all: nothing can have
+    called it.  A free def that disappeared or
     whose ``def`` line changed is a module change (something may have imported it).
     """
     if old.error or new.error:

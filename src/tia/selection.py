@@ -13,9 +13,10 @@ The rules, each a `Reason.rule`:
   test module, conftest files or package imports (statically or at import time);
 * ``since``: the same against the merge-base of ``--since REF``;
 * ``failed``: it failed or errored last time;
-* ``all``: a file that configures the run changed, the environment changed, a
-  conftest.py's module scope changed (tests below it), or code that ran outside
-  any test (a pytest hook) changed.
+* ``all``: a file that configures the run changed, the environment changed,
+  the module scope of the root conftest.py changed, or code that ran outside
+  any test (a pytest hook) changed.  A deeper conftest.py's module scope or
+  hooks select the tests below it, under ``changed`` or ``since``.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ import sqlite3
 import sys
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -199,7 +199,7 @@ class Store:
         try:
             self._open_checked()
         except CorruptStoreError as exc:
-            self._quarantine(str(exc))
+            self.quarantine(str(exc))
             self._open_checked()
         return self
 
@@ -234,7 +234,7 @@ class Store:
     def _count(self) -> int:
         return sum(1 for _ in self.cache.iterkeys())
 
-    def _quarantine(self, reason: str) -> None:
+    def quarantine(self, reason: str) -> None:
         """Move an unusable map aside (never delete it) and start a new one."""
         self.close()
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -250,6 +250,10 @@ class Store:
         self.warn(f"the map was unreadable ({reason}); moved it to {aside} and starting a new one")
         self.rebuilt_reason = "corrupt map moved aside"
         self._prepare_directory()
+
+    @property
+    def is_open(self) -> bool:
+        return self._cache is not None
 
     @property
     def cache(self) -> diskcache.Cache:
@@ -368,6 +372,7 @@ class Store:
         facts: RunFacts,
         meta: dict[str, Any],
         replace_all: bool,
+        remove: Iterable[str] = (),
     ) -> None:
         """Store a run's results in one transaction: all of it lands, or none of it."""
         snap_id, listing = snapshot
@@ -377,6 +382,8 @@ class Store:
                     for key in list(self.cache.iterkeys()):
                         if key.startswith("test:"):
                             self.cache.delete(key)
+                for nodeid in remove:
+                    self.cache.delete("test:" + nodeid)
                 for nodeid, record in tests.items():
                     self.cache.set("test:" + nodeid, record.to_json())
                 for sha, index in indexes.items():
@@ -415,6 +422,15 @@ class Store:
         except (sqlite3.Error, OSError) as exc:
             self.warn(f"could not evict stale entries: {exc}")
         return gone
+
+    def destroy(self) -> None:
+        """Delete the map's database, whatever it holds (a newer schema, corruption)."""
+        self.close()
+        for path in self.directory.glob("cache.db*"):
+            try:
+                path.unlink()
+            except OSError as exc:
+                raise self._write_error(exc) from exc
 
     def clear(self) -> None:
         try:
