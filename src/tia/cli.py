@@ -118,20 +118,6 @@ def _since(args: argparse.Namespace, project: Project) -> str | None:
     return args.since or project.config.since
 
 
-def _describe(plan: Plan) -> str:
-    if plan.mode == "all":
-        return f"running every test: {plan.why_all}"
-    sel = plan.selection
-    failed = len(sel.failed)
-    changed = len(sel.reasons) - failed
-    since = f" since {plan.base.ref} (merge-base {plan.base.commit[:7]})" if plan.base else ""
-    files = len(sel.changed_files)
-    return (
-        f"{len(sel.reasons)} of {len(plan.known)} mapped tests selected: {changed} affected by "
-        f"{files} changed file{'' if files == 1 else 's'}{since}, {failed} failed last time"
-    )
-
-
 def _plugin_plan(plan: Plan, record: bool) -> dict[str, Any]:
     return {
         "mode": plan.mode,
@@ -234,7 +220,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     pytest_args = _pytest_args(args)
     with project.store.locked(_say):
         plan = project.plan(_since(args, project), run_all=args.all)
-        _say(_describe(plan))
+        _say(plan.summary())
         if args.dry_run:
             _print_selection(plan, None, as_json=False)
             return ExitCode.OK
@@ -314,7 +300,7 @@ def cmd_select(args: argparse.Namespace) -> int:
             new = [n for n in selected or [] if n not in plan.known]
             collected = {"new": new}
     if not args.json:
-        _say(_describe(plan))
+        _say(plan.summary())
     _print_selection(plan, collected, as_json=args.json)
     return ExitCode.OK
 

@@ -61,16 +61,25 @@ class Plan:
     def selected(self) -> list[str]:
         return sorted(self.selection.reasons)
 
+    def summary(self) -> str:
+        """One line: how many tests, chosen by which kind of rule."""
+        if self.mode == "all":
+            return f"running every test: {self.why_all}"
+        sel = self.selection
+        affected = [rs for rs in sel.reasons.values() if any(r.rule != "failed" for r in rs)]
+        files = {r.file for rs in affected for r in rs if r.file}
+        since = f" since {self.base.ref} (merge-base {self.base.commit[:7]})" if self.base else ""
+        return (
+            f"{len(sel.reasons)} of {len(self.known)} mapped tests selected: {len(affected)} affected by "
+            f"changes to {len(files)} file{'' if len(files) == 1 else 's'}{since}, "
+            f"{len(sel.failed)} failed last time"
+        )
+
     def header(self) -> str:
         """One line for pytest's header."""
         if self.mode == "all":
-            return f"tia: running every test ({self.why_all})"
-        files = len(self.selection.changed_files)
-        since = f" since {self.base.ref} (merge-base {self.base.commit[:7]})" if self.base else ""
-        return (
-            f"tia: {len(self.selection.reasons)} of {len(self.known)} mapped tests affected by "
-            f"{files} changed file{'s' if files != 1 else ''}{since}; new tests run too"
-        )
+            return f"tia: {self.summary()}"
+        return f"tia: {self.summary()}; tests new to the map run too"
 
 
 @dataclass
