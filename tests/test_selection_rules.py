@@ -286,3 +286,24 @@ def test_map_with_pytest_arguments_still_replaces_the_map(mapped: GitProject) ->
     mapped.git("rm", "-q", "tests/test_reader.py")
     assert mapped.tia("map", "--", "-q").rc == 0
     assert "tests: 5 " in mapped.tia("status").stdout
+
+
+def test_code_a_test_runs_in_a_python_subprocess_is_its_dependency(mapped: GitProject) -> None:
+    mapped.write(
+        "tests/test_sub.py",
+        """
+        import subprocess
+        import sys
+
+
+        def test_in_a_subprocess():
+            code = "from pkg.core import mul; assert mul(2, 3) == 6"
+            subprocess.run([sys.executable, "-c", code], check=True)
+        """,
+    )
+    mapped.run()
+    assert "pkg/core.py" in mapped.tia("explain", "tests/test_sub.py::test_in_a_subprocess").stdout
+    mapped.replace("pkg/core.py", "return a * b", "return a * b + 1")
+    selected = mapped.select()
+    assert set(selected) == {"tests/test_core.py::test_mul", "tests/test_sub.py::test_in_a_subprocess"}
+    assert "tests/test_sub.py::test_in_a_subprocess" in mapped.run().failed()

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 # A private reference, so a test that mocks os.path cannot reach the audit hook.
@@ -26,7 +28,8 @@ class CoverageRecorder:
     """Lines executed and files read, by context.
 
     Lifecycle: ``CoverageRecorder(root, collection_prefix)``, `start`, any number
-    of `switch`, `stop`, then `lines` and `reads`.
+    of `switch`, `stop`, then `lines` and `reads`.  Python subprocesses started
+    meanwhile record into a temporary directory that `lines` reads and removes.
 
     Attributes:
         context: the current context label.
@@ -45,7 +48,9 @@ class CoverageRecorder:
         self.file_reads: dict[str, set[str]] = {}
         self.import_reads: dict[str, set[str]] = {}
         self._active = False
-        omit = [
+        self._subdir = ""
+        self._saved_env: dict[str, str | None] = {}
+        self._omit = omit = [
             f"{root}/.tia/*",
             f"{root}/.git/*",
             "*/site-packages/*",
@@ -65,33 +70,75 @@ class CoverageRecorder:
 
     def start(self) -> None:
         _install_audit_hook(self)
+        self._measure_subprocesses()
         self._cov.start()
         self._active = True
         self.switch("S")
+
+    def _measure_subprocesses(self) -> None:
+        """Have Python subprocesses record too, under the context of the test that started them.
+
+        coverage.py's ``.pth`` hook starts measurement in any Python process that
+        finds ``COVERAGE_PROCESS_START``; the configuration reads the context from
+        ``TIA_CONTEXT``, which `switch` keeps current.
+        """
+        self._subdir = tempfile.mkdtemp(prefix="tia-sub-")
+        rcfile = os.path.join(self._subdir, "coveragerc")
+        omit = "\n    ".join(self._omit)
+        with open(rcfile, "w", encoding="utf-8") as f:
+            f.write(
+                "[run]\n"
+                f"data_file = {self._subdir}/sub\n"
+                "parallel = True\n"
+                "branch = False\n"
+                "core = ctrace\n"
+                "context = ${TIA_CONTEXT}\n"
+                f"include = {self.root}/*\n"
+                f"omit =\n    {omit}\n"
+            )
+        self._saved_env = {k: os.environ.get(k) for k in ("COVERAGE_PROCESS_START", "TIA_CONTEXT")}
+        os.environ["COVERAGE_PROCESS_START"] = rcfile
 
     def switch(self, context: str) -> str:
         previous = self.context
         self.context = context
         if self._active:
             self._cov.switch_context(context)
+            os.environ["TIA_CONTEXT"] = context
         return previous
 
     def stop(self) -> None:
         if self._active:
             self._active = False
             self._cov.stop()
+            for key, value in self._saved_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
     def lines(self) -> dict[str, dict[str, set[int]]]:
         """context -> repository-relative path -> executed line numbers."""
-        data = self._cov.get_data()
+        import coverage
+
         out: dict[str, dict[str, set[int]]] = {}
-        for filename in data.measured_files():
-            if not filename.startswith(self._prefix):
+        datas = [self._cov.get_data()]
+        for path in sorted(Path(self._subdir).glob("sub.*")):
+            sub = coverage.CoverageData(str(path))
+            try:
+                sub.read()
+            except Exception:  # a subprocess killed while writing: keep what the others saw
                 continue
-            rel = Path(filename[len(self._prefix) :]).as_posix()
-            for lineno, contexts in data.contexts_by_lineno(filename).items():
-                for ctx in contexts:
-                    out.setdefault(ctx, {}).setdefault(rel, set()).add(lineno)
+            datas.append(sub)
+        for data in datas:
+            for filename in data.measured_files():
+                if not filename.startswith(self._prefix):
+                    continue
+                rel = Path(filename[len(self._prefix) :]).as_posix()
+                for lineno, contexts in data.contexts_by_lineno(filename).items():
+                    for ctx in contexts:
+                        out.setdefault(ctx, {}).setdefault(rel, set()).add(lineno)
+        shutil.rmtree(self._subdir, ignore_errors=True)
         return out
 
     def _relative(self, path: str) -> str | None:
