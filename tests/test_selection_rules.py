@@ -307,3 +307,24 @@ def test_code_a_test_runs_in_a_python_subprocess_is_its_dependency(mapped: GitPr
     selected = mapped.select()
     assert set(selected) == {"tests/test_core.py::test_mul", "tests/test_sub.py::test_in_a_subprocess"}
     assert "tests/test_sub.py::test_in_a_subprocess" in mapped.run().failed()
+
+
+def test_verify_names_the_changed_dependency_of_a_missed_test(mapped: GitProject) -> None:
+    # The test imports pkg/core.py and reads its source text, so a comment-only edit (no AST
+    # change, nothing selected) fails it: a miss whose changed dependency verify can name.
+    mapped.write(
+        "tests/test_text.py",
+        """
+        from pathlib import Path
+
+        from pkg import core
+
+        def test_text():
+            assert "# multiply" in Path(core.__file__).read_text()
+        """,
+    )
+    mapped.run()
+    mapped.replace("pkg/core.py", "# multiply", "# times")
+    result = mapped.tia("run", "--verify")
+    assert "MISSED tests/test_text.py::test_text" in result.stderr, result
+    assert "it depends on changed pkg/core.py" in result.stderr

@@ -192,18 +192,18 @@ def _verify(project: Project, plan: Plan, pytest_args: list[str]) -> int:
     full = dataclasses.replace(
         plan, mode="all", why_all="--verify: the whole suite checks the selection", skip_files=set()
     )
+    before = dict(project.tests())  # the versions each test last ran against, before this run
     status, payload = _execute(project, full, pytest_args, replace_all=False)
     if payload is None:
         return status
     chosen = set(plan.known) if plan.mode == "all" else set(plan.selection.reasons)
-    tests = project.tests()
     missed = sorted(
         nodeid
         for nodeid, result in payload.get("outcomes", {}).items()
         if result.get("outcome") in FAILED_OUTCOMES and nodeid in plan.known and nodeid not in chosen
     )
     for nodeid in missed:
-        record = tests.get(nodeid)
+        record = before.get(nodeid)
         deps = record.deps.items() if record else ()
         changed = sorted(path for path, (sha, _) in deps if plan.listing.get(path) != sha)
         where = (

@@ -301,7 +301,7 @@ class Project:
         except (RecordError, ValueError, AttributeError, TypeError) as exc:
             raise TiaError(f"the results of the pytest run are malformed: {exc}") from exc
         # A run that did not see the whole suite cannot say which tests are gone.
-        replace_all = replace_all and not narrowed
+        replace_all = replace_all and not narrowed and bool(records)
         gone = self._gone(plan, collected if not narrowed else set())
         if not records and not replace_all and not gone:
             return FoldSummary(0, 0, 0)
