@@ -1041,7 +1041,7 @@ def test_a_tampered_row_never_makes_tia_delete_a_file_outside_the_map(tmp_path, 
     with contextlib.suppress(StoreError):  # refusing is fine; deleting the victim is not
         store = Store(cache_dir, Warnings()).open()
         if operation == "clear":
-            store.clear()
+            store.destroy()
         elif operation == "replace-all":
             write_sample(store, tests={}, replace_all=True)
         elif operation == "overwrite":

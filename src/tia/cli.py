@@ -146,7 +146,7 @@ def _workers(project: Project, plan: Plan, pytest_args: list[str]) -> int | str:
         return 0
     setting = project.config.workers
     selected = sorted(plan.known) if plan.mode == "all" else plan.selected
-    predicted = predict_seconds(selected, plan.durations, 0)
+    predicted = predict_seconds(selected, plan.durations)
     collect = project.meta().get("collect_seconds", 1.0)
     return choose_workers(setting, predicted, len(selected), float(collect) if collect else 1.0)
 
@@ -172,9 +172,9 @@ def _execute(
         return result.exitstatus, None
     # Exit status 2: interrupted, or collection errors: not every test was seen.
     complete = not result.interrupted and result.exitstatus != 2
-    summary = project.fold(plan, result.payload, replace_all=replace_all and complete)
+    recorded = project.fold(plan, result.payload, replace_all=replace_all and complete)
     if result.interrupted:
-        _say(f"interrupted: recorded the {summary.recorded} tests that completed; the rest run next time")
+        _say(f"interrupted: recorded the {recorded} tests that completed; the rest run next time")
         return ExitCode.INTERRUPTED, result.payload
     selected = _selected_after_collection(result.payload)
     if result.exitstatus == 5 and selected == []:

@@ -82,13 +82,6 @@ class Plan:
         return f"tia: {self.summary()}; tests new to the map run too"
 
 
-@dataclass
-class FoldSummary:
-    recorded: int
-    failed: int
-    evicted: int
-
-
 class Project:
     """A git work tree with tia's map; see the module docstring."""
 
@@ -99,6 +92,8 @@ class Project:
         self.git = GitRepo(config.root)
         self.store = Store(config.cache_dir, warn)
         self._tests: dict[str, TestRecord] | None = None
+        # Indexes of file versions that planning computed: fold stores those a run references.
+        self._new_indexes: dict[str, FileIndex] = {}
 
     # -- reading the map ---------------------------------------------------------
 
@@ -260,12 +255,14 @@ class Project:
 
     # -- storing a run -------------------------------------------------------------
 
-    def fold(self, plan: Plan, payload: dict[str, Any], replace_all: bool) -> FoldSummary:
-        """Store what a run recorded: one transaction, then evict what nobody references."""
+    def fold(self, plan: Plan, payload: dict[str, Any], replace_all: bool) -> int:
+        """Store what a run recorded: one transaction, then evict what nobody references.
+
+        Returns how many tests were recorded."""
         rootdir = self._rootdir_of(payload)
         records: dict[str, TestRecord] = {}
         facts = RunFacts()
-        indexes: dict[str, FileIndex] = dict(getattr(self, "_new_indexes", {}))
+        indexes: dict[str, FileIndex] = dict(self._new_indexes)
         deps_by_test: dict[str, dict[str, tuple[str, frozenset[str]]]] = {}
         collected: set[str] = set()
         narrowed = False
@@ -304,7 +301,7 @@ class Project:
         replace_all = replace_all and not narrowed and bool(records)
         gone = self._gone(plan, collected if not narrowed else set())
         if not records and not replace_all and not gone:
-            return FoldSummary(0, 0, 0)
+            return 0
         collect = [p["collect_seconds"] for p in payload.get("parts", []) if "collect_seconds" in p]
         meta = {
             "rootdir": rootdir,
@@ -333,9 +330,9 @@ class Project:
             merged.pop(nodeid, None)
         blobs = {sha for r in merged.values() for sha, _ in r.deps.values()}
         blobs |= {sha for p, sha in plan.listing.items() if p.endswith(".py")}
-        evicted = self.store.evict(blobs, {r.epoch for r in merged.values()} | {plan.snapshot})
+        self.store.evict(blobs, {r.epoch for r in merged.values()} | {plan.snapshot})
         self._tests = merged
-        return FoldSummary(len(records), sum(r.failed for r in records.values()), evicted)
+        return len(records)
 
     def _gone(self, plan: Plan, collected: set[str]) -> set[str]:
         """Mapped tests that no longer exist: their file is gone, or pytest collected

@@ -64,7 +64,6 @@ class Selection:
     """The outcome of `select`: known tests to run with their reasons, and the failed ones."""
 
     reasons: dict[str, list[Reason]] = field(default_factory=dict)
-    changed_files: set[str] = field(default_factory=set)
 
     def add(self, nodeid: str, reason: Reason) -> None:
         reasons = self.reasons.setdefault(nodeid, [])
@@ -160,7 +159,6 @@ def select(
             d = diff(path, source.old.get(path), current.get(path))
             if not d.changed:
                 continue
-            sel.changed_files.add(path)
             if source.rule == "since":
                 for nodeid in source.tests:
                     dep = tests[nodeid].deps.get(path)

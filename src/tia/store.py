@@ -399,14 +399,6 @@ class Store:
         except (sqlite3.Error, OSError) as exc:
             raise self._write_error(exc) from exc
 
-    def put_indexes(self, indexes: dict[str, FileIndex]) -> None:
-        try:
-            with self.cache.transact():
-                for sha, index in indexes.items():
-                    self.cache.set("index:" + sha, index.to_json())
-        except (sqlite3.Error, OSError) as exc:
-            self.warn(f"could not save file indexes: {exc}")
-
     def evict(self, referenced_blobs: set[str], referenced_snaps: set[str]) -> int:
         """Delete indexes and snapshots nothing refers to any more; return how many."""
         gone = 0
@@ -431,12 +423,6 @@ class Store:
                 path.unlink()
             except OSError as exc:
                 raise self._write_error(exc) from exc
-
-    def clear(self) -> None:
-        try:
-            self.cache.clear()
-        except (sqlite3.Error, OSError) as exc:
-            raise self._write_error(exc) from exc
 
     def size_on_disk(self) -> int:
         return sum(f.stat().st_size for f in self.directory.rglob("*") if f.is_file())
