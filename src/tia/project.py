@@ -187,7 +187,7 @@ class Project:
             sources=sources,
             diff=versions.diff,
             graph=LazyImportGraph(listing, versions, facts),
-            rootdir=self.rootdir(),
+            rootdir=rootdir,
             env_id=env.id,
             env_change=env.describe_change(old_env if isinstance(old_env, dict) else {}),
             runs_all=self.config.runs_all,
