@@ -44,11 +44,12 @@ def explain(project: Project, target: str) -> Iterator[str]:
             raise UsageError(f"{path} is not a Python file: line numbers name scopes in Python files only")
         from tia.scopes import index_source
 
-        index = index_source((project.root / rel).read_bytes(), rel)
+        source = (project.root / rel).read_bytes()
+        index = index_source(source, rel)
         number = int(line)
         if index.error:
             raise UsageError(f"{path} does not parse ({index.error})")
-        if not 1 <= number <= len((project.root / rel).read_bytes().splitlines()):
+        if not 1 <= number <= len(source.splitlines()):
             raise UsageError(f"{path} has no line {number}")
         table = index.line_scopes()
         scope = table[number] if number < len(table) else None

@@ -229,11 +229,11 @@ class Project:
     def _touched(
         self, tests: dict[str, TestRecord], sources: list[ChangeSource], listing: dict[str, str]
     ) -> set[str]:
+        from tia.selection import changed_paths
+
         touched: set[str] = set()
         for source in sources:
-            for path in source.old.keys() | listing.keys():
-                if source.old.get(path) != listing.get(path):
-                    touched.add(path)
+            touched |= changed_paths(source.old, listing)
         for record in tests.values():
             for path, (sha, _) in record.deps.items():
                 if listing.get(path) != sha:

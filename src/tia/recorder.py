@@ -132,9 +132,9 @@ class CoverageRecorder:
             datas.append(sub)
         for data in datas:
             for filename in data.measured_files():
-                if not filename.startswith(self._prefix):
+                rel = self._relative(filename)
+                if rel is None:
                     continue
-                rel = Path(filename[len(self._prefix) :]).as_posix()
                 for lineno, contexts in data.contexts_by_lineno(filename).items():
                     for ctx in contexts:
                         out.setdefault(ctx, {}).setdefault(rel, set()).add(lineno)

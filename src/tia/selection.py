@@ -88,6 +88,11 @@ class ChangeSource:
     tests: frozenset[str]
 
 
+def changed_paths(old: dict[str, str], current: dict[str, str]) -> set[str]:
+    """Paths whose blob differs between two listings: modified, added or deleted."""
+    return {p for p in old.keys() | current.keys() if old.get(p) != current.get(p)}
+
+
 def test_file(nodeid: str, rootdir: str) -> str:
     """The repository-relative path of the file a node id lives in."""
     path = nodeid.split("::", 1)[0]
@@ -150,12 +155,7 @@ def select(
                 _check_dep(sel, nodeid=nodeid, rule="changed", path=path, scopes=scopes, d=d, facts=facts)
 
     for source in sources:
-        changed = {
-            p
-            for p in source.old.keys() | current.keys()
-            if source.old.get(p) != current.get(p) and not ignored(p)
-        }
-        for path in sorted(changed):
+        for path in sorted(p for p in changed_paths(source.old, current) if not ignored(p)):
             d = diff(path, source.old.get(path), current.get(path))
             if not d.changed:
                 continue
