@@ -199,22 +199,9 @@ class Project:
         touched = self._touched(tests, sources, listing)
         known = set(recorded)
         plan = Plan("select", None, selection, known, listing, snap, env, durations, touched, base=base)
-        plan.needs_pytest = bool(selection.reasons) or self._may_add_tests(touched, tests)
-        plan.skip_files = self._skippable_files(tests, selection, touched)
+        plan.needs_pytest = bool(selection.reasons) or _may_add_tests(touched, tests, rootdir)
+        plan.skip_files = _skippable_files(tests, selection, touched, rootdir)
         return plan
-
-    def _skippable_files(
-        self, tests: dict[str, TestRecord], selection: Selection, touched: set[str]
-    ) -> set[str]:
-        """Test files pytest need not even collect: none of their tests is selected, and they
-        did not change, so they hold no new tests either (what their collection ran is part of
-        every one of their tests' dependencies)."""
-        from tia.selection import test_file
-
-        rootdir = self.rootdir()
-        files = {test_file(n, rootdir) for n in tests}
-        needed = {test_file(n, rootdir) for n in selection.reasons}
-        return files - needed - touched
 
     def versions(self, listing: dict[str, str], worktree: WorkTree) -> Any:
         from tia.changes import Versions
@@ -239,19 +226,6 @@ class Project:
                 if listing.get(path) != sha:
                     touched.add(path)
         return {p for p in touched if not self.config.ignored(p)}
-
-    def _may_add_tests(self, touched: set[str], tests: dict[str, TestRecord]) -> bool:
-        """Whether a changed file could hold tests the map does not know yet."""
-        from tia.selection import test_file
-
-        rootdir = self.rootdir()
-        test_files = {test_file(n, rootdir) for n in tests}
-        dep_paths = {p for r in tests.values() for p in r.deps}
-        return any(
-            p.endswith(".py")
-            and (p in test_files or p not in dep_paths or posixpath.basename(p) == "conftest.py")
-            for p in touched
-        )
 
     # -- storing a run -------------------------------------------------------------
 
@@ -375,6 +349,32 @@ class Project:
         except ValueError:
             raise StoreError(f"pytest's rootdir {raw} is outside the git repository {self.root}") from None
         return "" if rel == "." else safe_path(rel)
+
+
+def _skippable_files(
+    tests: dict[str, TestRecord], selection: Selection, touched: set[str], rootdir: str
+) -> set[str]:
+    """Test files pytest need not even collect: none of their tests is selected, and they
+    did not change, so they hold no new tests either (what their collection ran is part of
+    every one of their tests' dependencies)."""
+    from tia.selection import test_file
+
+    files = {test_file(n, rootdir) for n in tests}
+    needed = {test_file(n, rootdir) for n in selection.reasons}
+    return files - needed - touched
+
+
+def _may_add_tests(touched: set[str], tests: dict[str, TestRecord], rootdir: str) -> bool:
+    """Whether a changed file could hold tests the map does not know yet."""
+    from tia.selection import test_file
+
+    test_files = {test_file(n, rootdir) for n in tests}
+    dep_paths = {p for r in tests.values() for p in r.deps}
+    return any(
+        p.endswith(".py")
+        and (p in test_files or p not in dep_paths or posixpath.basename(p) == "conftest.py")
+        for p in touched
+    )
 
 
 class LazyImportGraph:
