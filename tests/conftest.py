@@ -21,6 +21,8 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _SCRUB and not k.startswith("TIA_")}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["NO_COLOR"] = "1"
+    # Runs keep pytest's order unless a test asks for pytest-randomly (installed for that).
+    env["PYTEST_ADDOPTS"] = "-p no:randomly"
     env.update(extra)
     return env
 

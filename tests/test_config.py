@@ -167,6 +167,75 @@ def test_an_absolute_cache_dir_is_used_as_is(root: Path, tmp_path: Path) -> None
     assert load(root).cache_dir == target
 
 
+# --- the default cache_dir: beside pytest's configuration -------------------------------------------
+
+PYTEST_CONFIGS = [
+    ("pytest.ini", "[pytest]\n"),
+    ("pytest.ini", ""),  # pytest takes a pytest.ini even when it is empty
+    (".pytest.ini", "[pytest]\n"),
+    ("pytest.toml", "[pytest]\n"),
+    ("pyproject.toml", "[tool.pytest.ini_options]\n"),
+    ("pyproject.toml", "[tool.pytest]\naddopts = ['-q']\n"),
+    ("tox.ini", "[tox]\n\n[pytest]  # pytest's section\naddopts = -q\n"),
+    ("setup.cfg", "[metadata]\nname = x\n\n[tool:pytest]\n"),
+]
+
+
+@pytest.mark.parametrize(("name", "text"), PYTEST_CONFIGS)
+def test_the_default_cache_dir_is_beside_the_nearest_pytest_configuration(
+    root: Path, name: str, text: str
+) -> None:
+    app = root / "services" / "app"
+    (app / "tests").mkdir(parents=True)
+    (app / name).write_text(text, encoding="utf-8")
+    assert load(root, cwd=app / "tests").cache_dir == app / ".tia"
+    assert load(root, cwd=app).cache_dir == app / ".tia"
+    assert load(root, cwd=root / "services").cache_dir == root / ".tia"
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("tox.ini", "[tox]\nenvlist = py311\n"),
+        ("tox.ini", "[testenv]\ncommands = pytest  [pytest]\n"),
+        ("setup.cfg", "[metadata]\nname = x\n"),
+    ],
+)
+def test_a_file_that_does_not_configure_pytest_does_not_place_the_cache_dir(
+    root: Path, name: str, text: str
+) -> None:
+    write_pyproject(root, "[tool.pytest.ini_options]\n")
+    (root / "sub").mkdir()
+    (root / "sub" / name).write_text(text, encoding="utf-8")
+    assert load(root, cwd=root / "sub").cache_dir == root / ".tia"
+
+
+def test_a_pyproject_without_pytest_settings_places_it_only_when_nothing_configures_pytest(
+    root: Path,
+) -> None:
+    # pytest's own last resort: the nearest pyproject.toml becomes its rootdir.
+    write_pyproject(root / "lib", '[project]\nname = "lib"\n')
+    assert load(root, cwd=root / "lib").cache_dir == root / "lib" / ".tia"
+    (root / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    assert load(root, cwd=root / "lib").cache_dir == root / ".tia"
+
+
+def test_pytest_configuration_above_the_git_root_is_not_read(root: Path) -> None:
+    (root.parent / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    (root / "sub").mkdir()
+    assert load(root, cwd=root / "sub").cache_dir == root / ".tia"
+
+
+def test_every_setting_of_the_cache_dir_beats_the_pytest_configuration(root: Path, tmp_path: Path) -> None:
+    app = root / "app"
+    write_pyproject(app, "[tool.pytest.ini_options]\n")
+    tia_table(root, 'cache_dir = "from-pyproject"\n')
+    assert load(root, cwd=app).cache_dir == root / "from-pyproject"
+    env = {"TIA_CACHE_DIR": str(tmp_path / "from-env")}
+    assert load(root, cwd=app, environ=env).cache_dir == tmp_path / "from-env"
+    assert load(root, cwd=app, cache_dir=str(tmp_path / "arg"), environ=env).cache_dir == tmp_path / "arg"
+
+
 # --- finding the pyproject --------------------------------------------------------------------------
 
 

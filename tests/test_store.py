@@ -307,6 +307,52 @@ def test_a_run_that_fails_midway_leaves_the_map_as_it_was(cache_dir):
     reopened.close()
 
 
+def test_replace_map_swaps_in_another_map_and_keeps_only_the_stat_cache(cache_dir):
+    new_map(cache_dir, facts=RunFacts(import_time={"a.py": frozenset({"x"})}))
+    store = Store(cache_dir, Warnings()).open()
+    store.put_stat_cache({"a.py": [1, 2, "s" * 40]})
+    record = make_record("t::imported", deps={"pkg/other.py": ("c" * 40, frozenset({"f"}))})
+    facts = RunFacts(reads={"pkg/other.py": frozenset({"data.csv"})})
+    store.replace_map(
+        tests={"t::imported": record},
+        indexes={"c" * 40: make_index("imported")},
+        snapshots={"snap9": {"pkg/other.py": "c" * 40}},
+        facts=facts,
+        meta={"rootdir": "sub", "commit": "beef"},
+    )
+    store.close()
+
+    reopened = Store(cache_dir, Warnings()).open()
+    assert reopened.tests() == {"t::imported": record}
+    assert reopened.index("b" * 40) is None
+    assert reopened.index("c" * 40) == make_index("imported")
+    assert reopened.snapshot("snap1") is None
+    assert reopened.snapshot("snap9") == {"pkg/other.py": "c" * 40}
+    assert reopened.facts() == facts
+    assert reopened.meta() == {"rootdir": "sub", "commit": "beef", "schema": SCHEMA}
+    assert reopened.stat_cache() == {"a.py": [1, 2, "s" * 40]}
+    reopened.close()
+
+
+def test_a_replace_map_that_fails_midway_leaves_the_map_as_it_was(cache_dir):
+    new_map(cache_dir)
+    store = Store(cache_dir, Warnings()).open()
+    with pytest.raises(TypeError):
+        store.replace_map(
+            tests={"t::new": make_record("t::new")},
+            indexes={"9" * 40: FileIndex(module="m", imports=[[object()]])},
+            snapshots={},
+            facts=RunFacts(),
+            meta={},
+        )
+    store.close()
+
+    reopened = Store(cache_dir, Warnings()).open()
+    assert set(reopened.tests()) == {"tests/test_a.py::test_one"}
+    assert reopened.snapshot("snap1") == {"pkg/core.py": "b" * 40}
+    reopened.close()
+
+
 def test_the_stat_cache_round_trips_and_ignores_malformed_entries(cache_dir):
     new_map(cache_dir)
     store = Store(cache_dir, Warnings()).open()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tia import __version__
-from tia.errors import ExitCode, TiaError
+from tia.errors import ExitCode, TiaError, UsageError
 
 if TYPE_CHECKING:
     from tia.project import Plan, Project
@@ -35,7 +35,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "status": ("describe the map: size, age, stale files, environment", "tia status"),
     "graph": ("export the dependency graph", "tia graph --format graphml -o deps.graphml"),
-    "cache": ("inspect or clear the map's directory", "tia cache info"),
+    "install-hook": (
+        "install a git pre-push hook that runs `tia run --since-upstream`",
+        "tia install-hook",
+    ),
+    "cache": ("inspect, clear, export or import the map", "tia cache export tia-map.json.gz"),
 }
 
 
@@ -56,7 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tia {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--cache-dir", metavar="DIR", help="where the map lives (default: .tia/ at the repository root)"
+        "--cache-dir",
+        metavar="DIR",
+        help="where the map lives (default: .tia/ beside pytest's configuration file, else at the git root)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     subs: dict[str, argparse.ArgumentParser] = {}
@@ -69,8 +75,15 @@ def _parser() -> argparse.ArgumentParser:
             epilog=f"example: {example}",
         )
     for name in ("run", "select"):
-        subs[name].add_argument(
+        since = subs[name].add_mutually_exclusive_group()
+        since.add_argument(
             "--since", metavar="REF", help="also select for every change since the merge-base of REF and HEAD"
+        )
+        since.add_argument(
+            "--since-upstream",
+            action="store_true",
+            help="--since the branch's upstream, else the remote's default branch, else main "
+            "(what a push sends; the remote is $TIA_REMOTE or pre-commit's, else origin)",
         )
     for name in ("run", "map"):
         subs[name].add_argument(
@@ -88,12 +101,38 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the whole suite and report failing tests the selection would have skipped",
     )
+    subs["run"].add_argument(
+        "--shard",
+        metavar="K/N",
+        type=_shard,
+        help="run only shard K of N: a deterministic split of the selection, balanced by recorded durations",
+    )
+    subs["run"].add_argument(
+        "--json-report", metavar="FILE", help="write what ran, why and how it ended as JSON (docs/json.md)"
+    )
     subs["select"].add_argument("--json", action="store_true", help="print node ids with reasons as JSON")
+    subs["install-hook"].add_argument(
+        "--force", action="store_true", help="replace an existing pre-push hook"
+    )
     subs["explain"].add_argument("target", help="a test node id, or PATH or PATH:LINE")
     subs["graph"].add_argument("--format", choices=("graphml", "json"), default="json")
     subs["graph"].add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
-    subs["cache"].add_argument("action", choices=("info", "clear"))
+    subs["cache"].add_argument("action", choices=("info", "clear", "export", "import"))
+    subs["cache"].add_argument(
+        "file", nargs="?", metavar="FILE", help="the map file to write (export) or read (import)"
+    )
     return parser
+
+
+def _shard(text: str) -> tuple[int, int]:
+    index, _, count = text.partition("/")
+    try:
+        k, n = int(index), int(count)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K/N such as 2/4, not {text!r}") from None
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"shard {text}: K must be between 1 and N")
+    return k, n
 
 
 def _project(args: argparse.Namespace) -> Project:
@@ -115,28 +154,12 @@ def _pytest_args(args: argparse.Namespace) -> list[str]:
 
 
 def _since(args: argparse.Namespace, project: Project) -> str | None:
+    if args.since_upstream:
+        remote = os.environ.get("TIA_REMOTE") or os.environ.get("PRE_COMMIT_REMOTE_NAME")
+        ref = project.git.upstream(remote)
+        _say(f"comparing with {ref}")
+        return ref
     return args.since or project.config.since
-
-
-def _plugin_plan(plan: Plan, record: bool) -> dict[str, Any]:
-    return {
-        "mode": plan.mode,
-        "selected": plan.selected,
-        "known": sorted(plan.known),
-        "failed": plan.selection.failed,
-        "record": record,
-        "header": plan.header(),
-        "skip_files": sorted(plan.skip_files),
-    }
-
-
-def _selected_after_collection(payload: dict[str, Any] | None) -> list[str] | None:
-    if not payload:
-        return None
-    for part in payload.get("parts", []):
-        if part.get("selected") is not None:
-            return list(part["selected"])
-    return None
 
 
 def _workers(project: Project, plan: Plan, pytest_args: list[str]) -> int | str:
@@ -152,7 +175,11 @@ def _workers(project: Project, plan: Plan, pytest_args: list[str]) -> int | str:
 
 
 def _execute(
-    project: Project, plan: Plan, pytest_args: list[str], replace_all: bool
+    project: Project,
+    plan: Plan,
+    pytest_args: list[str],
+    replace_all: bool,
+    shard: tuple[int, int] | None = None,
 ) -> tuple[int, dict[str, Any] | None]:
     """Run pytest on a plan and fold its results into the map; return pytest's status and results."""
     from tia.runner import run_pytest
@@ -163,21 +190,21 @@ def _execute(
     result = run_pytest(
         root=project.root,
         cache_dir=project.config.cache_dir,
-        plan=_plugin_plan(plan, record=True),
+        plan=plan.to_plugin(project.rootdir(), record=True, shard=shard),
         pytest_args=pytest_args,
         workers=workers,
     )
     if result.payload is None:
         _warn("pytest reported no results; the map is unchanged")
         return result.exitstatus, None
-    # Exit status 2: interrupted, or collection errors: not every test was seen.
-    complete = not result.interrupted and result.exitstatus != 2
-    recorded = project.fold(plan, result.payload, replace_all=replace_all and complete)
+    # A shard saw part of the suite: it must not replace the whole map.
+    settled = project.settle(
+        plan, result.payload, result.exitstatus, result.interrupted, replace_all and shard is None
+    )
     if result.interrupted:
-        _say(f"interrupted: recorded the {recorded} tests that completed; the rest run next time")
+        _say(f"interrupted: recorded the {settled.recorded} tests that completed; the rest run next time")
         return ExitCode.INTERRUPTED, result.payload
-    selected = _selected_after_collection(result.payload)
-    if result.exitstatus == 5 and selected == []:
+    if settled.nothing_affected:
         _say("no tests affected")
         return ExitCode.OK, result.payload
     return result.exitstatus, result.payload
@@ -216,20 +243,45 @@ def _verify(project: Project, plan: Plan, pytest_args: list[str]) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from tia.project import selected_after_collection
+    from tia.report import run_doc, write_json
+
+    if args.json_report and not Path(args.json_report).resolve().parent.is_dir():
+        raise UsageError(f"--json-report {args.json_report}: its directory does not exist")
     project = _project(args)
     pytest_args = _pytest_args(args)
     with project.store.locked(_say):
         plan = project.plan(_since(args, project), run_all=args.all)
         _say(plan.summary())
         if args.dry_run:
-            _print_selection(plan, None, as_json=False)
+            _print_selection(plan, _shard_rows(plan, args.shard), as_json=False)
             return ExitCode.OK
         if args.verify:
             return _verify(project, plan, pytest_args)
         if plan.mode == "select" and not plan.needs_pytest:
             _say("no tests affected")
-            return ExitCode.OK
-        return _execute(project, plan, pytest_args, replace_all=plan.mode == "all")[0]
+            status, payload = int(ExitCode.OK), None
+        else:
+            status, payload = _execute(
+                project, plan, pytest_args, replace_all=plan.mode == "all", shard=args.shard
+            )
+    if args.json_report:
+        selected = selected_after_collection(payload) if payload is not None else []
+        doc = run_doc(plan, payload, selected, status, args.shard)
+        write_json(Path(args.json_report), doc)
+    return status
+
+
+def _shard_rows(plan: Plan, shard: tuple[int, int] | None) -> list[str] | None:
+    """The known tests a shard runs, for `--dry-run` (new tests are only known to collection)."""
+    if shard is None:
+        return None
+    from tia.report import selection_rows
+    from tia.selection import shard_of
+
+    rows = selection_rows(plan, [], None)
+    mine = shard_of(rows, plan.durations, *shard)
+    return [n for n in rows if n in mine]
 
 
 def cmd_map(args: argparse.Namespace) -> int:
@@ -241,30 +293,16 @@ def cmd_map(args: argparse.Namespace) -> int:
         return _execute(project, plan, pytest_args, replace_all=True)[0]
 
 
-def _print_selection(plan: Plan, collected: dict[str, Any] | None, as_json: bool) -> None:
-    rows: list[tuple[str, list[dict[str, str]]]] = []
-    if plan.mode == "all":
-        nodeids = (collected or {}).get("selected") or sorted(plan.known)
-        rows = [(n, [{"rule": "all", "detail": plan.why_all or ""}]) for n in nodeids]
-    else:
-        failed = set(plan.selection.failed)
-        ordered = sorted(plan.selection.reasons, key=lambda n: (n not in failed, n))
-        rows = [(n, [r.to_json() for r in plan.selection.reasons[n]]) for n in ordered]
-        for nodeid in (collected or {}).get("new", []):
-            rows.append((nodeid, [{"rule": "new", "detail": "not in the map"}]))
+def _print_selection(plan: Plan, nodeids: list[str] | None, as_json: bool) -> None:
+    """Print the selection (`nodeids`, or the plan's own), one test per line with its reasons."""
+    from tia.report import reasons_of, selection_doc, selection_rows
+
+    rows = nodeids if nodeids is not None else selection_rows(plan, [], None)
     if as_json:
-        doc = {
-            "schema": 1,
-            "mode": plan.mode,
-            "since": plan.base.ref if plan.base else None,
-            "merge_base": plan.base.commit if plan.base else None,
-            "mapped": len(plan.known),
-            "tests": [{"nodeid": n, "reasons": reasons} for n, reasons in rows],
-        }
-        print(json.dumps(doc, indent=1))
+        print(json.dumps(selection_doc(plan, rows), indent=1))
         return
-    for nodeid, reasons in rows:
-        why = "; ".join(_reason_text(r) for r in reasons)
+    for nodeid in rows:
+        why = "; ".join(_reason_text(r) for r in reasons_of(plan, nodeid))
         print(f"{nodeid}    [{why}]")
 
 
@@ -277,31 +315,32 @@ def _reason_text(reason: dict[str, str]) -> str:
 
 
 def cmd_select(args: argparse.Namespace) -> int:
+    from tia.project import selected_after_collection
+    from tia.report import selection_rows
     from tia.runner import run_pytest
 
     project = _project(args)
     with project.store.locked(_say):
         plan = project.plan(_since(args, project), run_all=False)
-        collected = None
+        new: list[str] = []
         if plan.needs_pytest and plan.mode == "select":
             # Only collection knows new tests: collect, record nothing, change nothing.
             result = run_pytest(
                 root=project.root,
                 cache_dir=project.config.cache_dir,
-                plan=_plugin_plan(plan, record=False),
+                plan=plan.to_plugin(project.rootdir(), record=False),
                 pytest_args=[],
                 workers=0,
                 collect_only=True,
                 quiet=True,
             )
-            selected = _selected_after_collection(result.payload)
+            selected = selected_after_collection(result.payload)
             if selected is None and result.exitstatus not in (0, 5):
                 _warn(f"collection failed (pytest exit status {result.exitstatus}); new tests are not listed")
             new = [n for n in selected or [] if n not in plan.known]
-            collected = {"new": new}
     if not args.json:
         _say(plan.summary())
-    _print_selection(plan, collected, as_json=args.json)
+    _print_selection(plan, selection_rows(plan, new, None), as_json=args.json)
     return ExitCode.OK
 
 
@@ -336,9 +375,56 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+# The remote being pushed to is the hook's first argument; --since-upstream reads it from TIA_REMOTE.
+PRE_PUSH_HOOK = """#!/bin/sh
+# Installed by `tia install-hook`: before a push, run the tests it can affect.
+# Skip once with `git push --no-verify`.
+TIA_REMOTE="$1" exec {python} -m tia run --since-upstream
+"""
+
+
+def cmd_install_hook(args: argparse.Namespace) -> int:
+    import shlex
+
+    project = _project(args)
+    hooks = project.git.hooks_dir()
+    hook = hooks / "pre-push"
+    if hook.exists() and not args.force:
+        raise TiaError(
+            f"{hook} already exists",
+            hint="pass --force to replace it, or call `tia run --since-upstream` from it yourself",
+        )
+    try:
+        hooks.mkdir(parents=True, exist_ok=True)
+        hook.write_text(PRE_PUSH_HOOK.format(python=shlex.quote(sys.executable)), encoding="utf-8")
+        hook.chmod(0o755)
+    except OSError as exc:
+        raise TiaError(f"cannot write {hook}: {exc.strerror or exc}") from None
+    _say(f"installed {hook}: `git push` now runs the tests the push can affect")
+    return ExitCode.OK
+
+
 def cmd_cache(args: argparse.Namespace) -> int:
+    from tia.errors import UsageError
+
+    sharing = args.action in ("export", "import")
+    if sharing and not args.file:
+        what = "write" if args.action == "export" else "read"
+        raise UsageError(f"`tia cache {args.action}` needs a FILE: the map file to {what}")
+    if args.file and not sharing:
+        raise UsageError(f"`tia cache {args.action}` takes no FILE")
     project = _project(args)
     store = project.store
+    if sharing:
+        from tia.share import export_map, import_map
+
+        path = Path(args.file)
+        if args.action == "export":
+            _say(f"exported {export_map(store, path, _say).summary()} to {path}")
+        else:
+            shared = import_map(store, path, _say)
+            _say(f"imported {shared.summary()} from {path}; it replaced the map in {store.directory}")
+        return ExitCode.OK
     if args.action == "clear":
         if not store.exists():
             _say(f"nothing to clear in {store.directory}")
@@ -365,6 +451,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "explain": cmd_explain,
     "status": cmd_status,
     "graph": cmd_graph,
+    "install-hook": cmd_install_hook,
     "cache": cmd_cache,
 }
 

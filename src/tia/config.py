@@ -3,6 +3,11 @@
 `load_config` applies them in that order, later ones winning, in one place.
 Unknown keys are an error that names the key, so a typo never silently
 weakens the selection.
+
+The map lives by default in ``.tia/`` next to the pytest configuration that
+governs the current directory, as pytest's own ``.pytest_cache`` does: each
+pytest root of a monorepo keeps its own map, since node ids and the map's
+recorded rootdir belong to one pytest root.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ class Config:
 
     Attributes:
         root: the git work tree's top directory.
-        cache_dir: where the map lives (default ``<root>/.tia``).
+        cache_dir: where the map lives (default ``.tia`` in `pytest_root`).
         since: the ref `tia run` and `tia select` compare with when given none.
         run_all: globs of files whose change selects every test.
         ignore: globs of files whose changes tia disregards.
@@ -79,6 +84,57 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"cannot read {path}: {exc}") from exc
+
+
+def _configures_pytest(path: Path) -> bool:
+    """Whether `path`, a file with one of pytest's configuration file names, configures pytest."""
+    name = path.name
+    if name in ("pytest.ini", ".pytest.ini", "pytest.toml", ".pytest.toml"):
+        return True  # pytest takes these even when they are empty
+    if name == "pyproject.toml":
+        # [tool.pytest.ini_options], or pytest 9's native [tool.pytest].
+        return isinstance(_read_toml(path).get("tool", {}).get("pytest"), dict)
+    header = "[pytest]" if name == "tox.ini" else "[tool:pytest]"
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
+    # A section header starts its line, and may carry a comment (as pytest's iniconfig reads it).
+    return any(line.startswith("[") and line.split("#")[0].split(";")[0].strip() == header for line in lines)
+
+
+# The files pytest reads its configuration from, as it looks for them in each directory.
+_PYTEST_FILES = (
+    "pytest.toml",
+    ".pytest.toml",
+    "pytest.ini",
+    ".pytest.ini",
+    "pyproject.toml",
+    "tox.ini",
+    "setup.cfg",
+)
+
+
+def pytest_root(start: Path, root: Path) -> Path:
+    """The directory pytest takes for its rootdir when it starts in `start` with no paths.
+
+    As pytest decides: the nearest directory, from `start` up to the git root, with a
+    file that configures pytest; failing that, the nearest with a pyproject.toml;
+    failing that, the git root.
+    """
+    nearest_pyproject: Path | None = None
+    for directory in (start, *start.parents):
+        for name in _PYTEST_FILES:
+            candidate = directory / name
+            if not candidate.is_file():
+                continue
+            if _configures_pytest(candidate):
+                return directory
+            if name == "pyproject.toml" and nearest_pyproject is None:
+                nearest_pyproject = directory
+        if directory == root:
+            break
+    return nearest_pyproject or root
 
 
 def _find_settings(start: Path, root: Path) -> tuple[Path | None, dict[str, Any]]:
@@ -127,8 +183,9 @@ def load_config(
 ) -> Config:
     """Build the settings: defaults < [tool.tia] < environment < command line."""
     environ = os.environ if environ is None else environ
-    source, table = _find_settings(cwd.resolve(), root)
-    config = Config(root=root, cache_dir=root / ".tia", source=source)
+    cwd = cwd.resolve()
+    source, table = _find_settings(cwd, root)
+    config = Config(root=root, cache_dir=pytest_root(cwd, root) / ".tia", source=source)
 
     allowed = {"since", "run_all", "extend_run_all", "ignore", "engine", "workers", "cache_dir"}
     unknown = sorted(set(table) - allowed)

@@ -3,6 +3,12 @@
 This is the only module that talks to git (through GitPython).  File content is
 identified everywhere in tia by its git blob id (`blob_id`), so a version tia
 recorded can be fetched back from git's object store when it was committed.
+
+Submodules are part of the project: their files are listed in place of the
+gitlink that records them, both in the work tree and at a base commit (whose
+gitlink names the submodule commit to list), and their object stores are
+searched for old versions.  A submodule commit git cannot list counts as
+unknown, so its files compare as changed, never as unchanged.
 """
 
 from __future__ import annotations
@@ -15,6 +21,14 @@ from tia.errors import GitError
 
 # A recorded file version that tia could not pin down (it changed during the run).
 UNKNOWN_BLOB = "?"
+# git's mode for a gitlink, the entry that records a submodule's commit.
+_GITLINK_MODE = "160000"
+
+
+def _outside_maps(path: str) -> bool:
+    """Whether `path` lies outside every `.tia/` directory: a map (each pytest root of a
+    monorepo has one) is never a project file, even if no .gitignore says so."""
+    return ".tia" not in path.split("/")[:-1]
 
 
 def blob_id(content: bytes) -> str:
@@ -41,7 +55,7 @@ class Base:
 
     ref: str
     commit: str
-    files: dict[str, str]  # path -> blob id at that commit
+    files: dict[str, str]  # path -> blob id at that commit, submodules' files included
 
 
 class GitRepo:
@@ -50,6 +64,9 @@ class GitRepo:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._repo = None
+        # Checked-out submodules met while listing, by path: old versions of their files
+        # live in their own object stores.
+        self._submodules: dict[str, GitRepo] = {}
 
     @property
     def repo(self):  # -> git.Repo, imported lazily
@@ -73,10 +90,27 @@ class GitRepo:
             stderr = (exc.stderr or "").strip().removeprefix("stderr: ").strip("'\n ")
             raise GitError(f"git {args[0]} failed: {stderr or exc}") from exc
 
+    def _submodule(self, path: str) -> GitRepo | None:
+        """The submodule checked out at `path`, or None if it is not checked out."""
+        if path not in self._submodules:
+            if not (self.root / path / ".git").exists():
+                return None
+            self._submodules[path] = GitRepo(self.root / path)
+        return self._submodules[path]
+
     def worktree_files(self) -> list[str]:
-        """Tracked and untracked (not ignored) files, relative to the root, POSIX style."""
-        out = self._git("ls-files", "-z", "--cached", "--others", "--exclude-standard")
-        return sorted({p for p in out.split("\0") if p and not p.startswith(".tia/")})
+        """Tracked and untracked (not ignored) files, relative to the root, POSIX style,
+        with the files of each checked-out submodule (tracked and untracked) in place of its gitlink."""
+        # git lists gitlinks among the tracked files, and never looks inside a submodule for
+        # untracked ones (`--recurse-submodules` lists tracked files only): list each submodule itself.
+        files = set(self._git("ls-files", "-z", "--others", "--exclude-standard").split("\0"))
+        for entry in self._git("ls-files", "-z", "--stage").split("\0"):
+            meta, _, path = entry.partition("\t")
+            if not meta.startswith(_GITLINK_MODE + " "):
+                files.add(path)
+            elif (sub := self._submodule(path)) is not None:
+                files.update(f"{path}/{p}" for p in sub.worktree_files())
+        return sorted(p for p in files if p and _outside_maps(p))
 
     def head(self) -> str | None:
         """The commit HEAD points at, or None in a repository with no commits yet."""
@@ -86,7 +120,8 @@ class GitRepo:
             return None
 
     def is_shallow(self) -> bool:
-        return (Path(self.repo.git_dir) / "shallow").exists()
+        # A linked worktree's git_dir is private to it; the shallow file is in the common dir.
+        return (Path(self.repo.common_dir) / "shallow").exists()
 
     def refs(self) -> list[str]:
         """Branch and remote-branch names, for error messages."""
@@ -121,7 +156,7 @@ class GitRepo:
         return Base(ref=ref, commit=commit, files=self.tree_files(commit))
 
     def tree_files(self, commit: str) -> dict[str, str]:
-        """path -> blob id for every file in `commit`."""
+        """path -> blob id for every file in `commit`, and in the submodule commits it records."""
         out = self._git("ls-tree", "-r", "-z", "--full-tree", commit)
         files: dict[str, str] = {}
         for entry in out.split("\0"):
@@ -129,19 +164,62 @@ class GitRepo:
                 continue
             meta, _, path = entry.partition("\t")
             mode, kind, sha = meta.split(" ")
-            if kind == "blob" and not mode.startswith("12"):  # skip symlinks: git stores their target
+            if mode == _GITLINK_MODE:
+                files.update(self._submodule_tree(path, sha))
+            elif kind == "blob" and not mode.startswith("12"):  # skip symlinks: git stores their target
                 files[path] = sha
         return files
 
+    def _submodule_tree(self, path: str, commit: str) -> dict[str, str]:
+        """The files of the submodule at `path` as of its `commit`, prefixed with `path`.
+
+        A commit the submodule's clone does not have (never fetched, or pruned) gives the
+        submodule's files as they are now with no known version, so each counts as changed."""
+        sub = self._submodule(path)
+        if sub is None:
+            return {}  # not checked out: the work tree holds none of its files to compare
+        try:
+            files = sub.tree_files(commit)
+        except GitError:
+            files = dict.fromkeys(sub.worktree_files(), UNKNOWN_BLOB)
+        return {f"{path}/{p}": sha for p, sha in files.items()}
+
     def blob(self, sha: str) -> bytes | None:
-        """The content of a blob, or None if git does not have it."""
+        """The content of a blob, from this repository or a submodule listed so far, or None
+        if git does not have it."""
         if sha == UNKNOWN_BLOB:
             return None
         try:
             return self.repo.odb.stream(bytes.fromhex(sha)).read()
         except Exception:  # gitdb's BadObject and BadName derive from Exception only
-            return None
+            pass
+        for sub in self._submodules.values():
+            content = sub.blob(sha)
+            if content is not None:
+                return content
+        return None
 
     def describe(self) -> str:
         head = self.head()
         return head[:12] if head else "(no commits)"
+
+    def upstream(self, remote: str | None) -> str:
+        """What a push of the current branch is compared with: the branch's upstream, else
+        the remote's default branch (``<remote>/HEAD``), else ``main``."""
+        for args in (
+            ("rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}"),
+            ("symbolic-ref", "--short", f"refs/remotes/{remote or 'origin'}/HEAD"),
+        ):
+            try:
+                ref = self._git(*args).strip()
+            except GitError:
+                continue  # no upstream configured, or the remote has no default branch recorded
+            if ref:
+                return ref
+        self._resolve("main")  # a one-line error naming the refs there are, if main is missing too
+        return "main"
+
+    def hooks_dir(self) -> Path:
+        """Where git looks for hooks (honours ``core.hooksPath`` and linked worktrees)."""
+        path = Path(self._git("rev-parse", "--git-path", "hooks").strip())
+        return path if path.is_absolute() else self.root / path

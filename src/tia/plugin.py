@@ -1,9 +1,10 @@
 """tia's pytest plugin: applies a selection plan and records what every test executes.
 
 Registered through the ``pytest11`` entry point but inert unless ``--tia-plan``
-names a plan, which `tia run` and `tia map` do.  This module imports only the
-standard library and pytest, so an ordinary ``pytest`` run pays nothing; the
-recorder loads only when a plan asks for recording.
+names a plan (which `tia run` and `tia map` pass), or ``--tia``, ``--tia-since
+REF`` or ``--tia-all`` ask pytest itself to plan and to update the map
+(`TiaDriver`).  This module imports only the standard library and pytest, so an
+ordinary ``pytest`` run pays nothing; the rest of tia loads only when asked for.
 
 Under pytest-xdist the controller runs no tests: it takes outcomes from the
 reports it receives and dependencies from each worker's ``workeroutput``, and
@@ -15,33 +16,148 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from collections.abc import Generator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 _PLUGIN_NAME = "tia-session"
+# `pytest --tia` under xdist: the controller plans once; workers (started by xdist with
+# the controller's environment) find the plan through this variable.
+PLAN_ENV = "TIA_PLUGIN_PLAN"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("tia", "test impact analysis (tia)")
     group.addoption("--tia-plan", dest="tia_plan", default=None, help=argparse.SUPPRESS)
+    group.addoption(
+        "--tia",
+        action="store_true",
+        dest="tia",
+        help="run only the tests affected by changes since each test last ran, plus last failures "
+        "and new tests; update tia's map from this run",
+    )
+    group.addoption(
+        "--tia-since",
+        metavar="REF",
+        dest="tia_since",
+        default=None,
+        help="like --tia, also selecting for every change since the merge-base of REF and HEAD",
+    )
+    group.addoption(
+        "--tia-all",
+        action="store_true",
+        dest="tia_all",
+        help="run every test and rebuild tia's map from this run",
+    )
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     # Start as early as pytest lets a plugin, so the conftest files' imports are recorded.
-    plan_path = getattr(early_config.known_args_namespace, "tia_plan", None)
+    options = early_config.known_args_namespace
+    plan_path = getattr(options, "tia_plan", None)
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    driver = None
+    if not plan_path and (options.tia or options.tia_since or options.tia_all):
+        if worker:
+            plan_path = os.environ.get(PLAN_ENV)
+        else:
+            driver = TiaDriver.start(
+                early_config, options.tia_since, options.tia_all, record=not options.collectonly
+            )
+            plan_path = str(driver.plan_file)
+            os.environ[PLAN_ENV] = plan_path
     if not plan_path:
         return
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    controller = not worker and bool(getattr(early_config.known_args_namespace, "numprocesses", None))
-    session = TiaSession(Path(plan_path), controller=controller)
+    controller = not worker and bool(getattr(options, "numprocesses", None))
+    session = TiaSession(Path(plan_path), controller=controller, driver=driver)
     early_config.pluginmanager.register(session, _PLUGIN_NAME)
     if not controller:
         session.start_recording()
+
+
+def _say(message: str) -> None:
+    print(f"tia: {message}", file=sys.stderr, flush=True)
+
+
+def _warn(message: str) -> None:
+    print(f"tia: warning: {message}", file=sys.stderr, flush=True)
+
+
+class TiaDriver:
+    """tia inside an ordinary pytest command (``pytest --tia``): what `tia run` does around pytest.
+
+    Lifecycle: `start`, from `pytest_load_initial_conftests` before any conftest is
+    imported, takes the map's lock, plans and writes the plan for this process and
+    its xdist workers; `finish`, at the end of the session on the controller (or a
+    lone process), folds the results into the map; `close`, at unconfigure, drops
+    the plan and releases the lock.
+    """
+
+    def __init__(self, project: Any, plan: Any, plan_file: Path, stack: ExitStack, record: bool) -> None:
+        self.project = project
+        self.plan = plan
+        self.plan_file = plan_file
+        self.stack = stack
+        self.record = record  # --collect-only runs nothing, so it records nothing
+
+    @classmethod
+    def start(cls, config: pytest.Config, since: str | None, run_all: bool, record: bool) -> TiaDriver:
+        from tia.config import load_config
+        from tia.errors import TiaError
+        from tia.gitrepo import find_root
+        from tia.project import Project
+
+        stack = ExitStack()
+        try:
+            cwd = Path(config.invocation_params.dir)
+            root = find_root(cwd)
+            project = Project(load_config(root, cwd), _warn)
+            stack.enter_context(project.store.locked(_say))
+            plan = project.plan(since or project.config.since, run_all=run_all, why="--tia-all")
+            plan_file = project.config.cache_dir / f"plan-{os.getpid()}.json"
+            doc = {**plan.to_plugin(project.rootdir(), record=record), "root": str(root), "results": ""}
+            plan_file.write_text(json.dumps(doc), encoding="utf-8")
+        except TiaError as exc:
+            stack.close()
+            raise pytest.UsageError(f"tia: {exc}") from None
+        except BaseException:
+            stack.close()
+            raise
+        driver = cls(project, plan, plan_file, stack, record)
+        config.add_cleanup(driver.close)
+        return driver
+
+    def finish(self, payload: dict[str, Any], session: pytest.Session) -> None:
+        from tia.errors import TiaError
+
+        if not self.record:
+            return
+        try:
+            settled = self.project.settle(
+                self.plan, payload, int(session.exitstatus), False, replace_all=self.plan.mode == "all"
+            )
+        except TiaError as exc:
+            _warn(f"the map is unchanged: {exc}")
+            return
+        if settled.nothing_affected:
+            # pytest says 5 when every test was deselected; for tia that is success.
+            session.exitstatus = pytest.ExitCode.OK
+
+    def close(self) -> None:
+        self.plan_file.unlink(missing_ok=True)
+        if os.environ.get(PLAN_ENV) == str(self.plan_file):
+            del os.environ[PLAN_ENV]
+        self.stack.close()
+
+
+class _Uncollected:
+    """Stands, in the terminal's statistics, for a test in a file pytest did not collect."""
 
 
 def _outcome(phases: dict[str, pytest.TestReport]) -> str:
@@ -65,10 +181,11 @@ class TiaSession:
     results file that `tia run` folds into the map.
     """
 
-    def __init__(self, plan_path: Path, controller: bool) -> None:
+    def __init__(self, plan_path: Path, controller: bool, driver: TiaDriver | None = None) -> None:
         self.plan: dict[str, Any] = json.loads(plan_path.read_text(encoding="utf-8"))
         self.root = Path(self.plan["root"])
         self.controller = controller
+        self.driver = driver
         self.recorder = None
         self.phases: dict[str, dict[str, pytest.TestReport]] = {}
         self.durations: dict[str, float] = {}
@@ -142,6 +259,23 @@ class TiaSession:
         finally:
             self._switch(SESSION)
 
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # pytest-cov starts measuring here on xdist workers, on top of tia's recording.
+        if self.recorder is not None:
+            self.recorder.take_over()
+
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, Any, Any]:
+        # Stop recording as the last test's teardown ends, inside other plugins' wrappers:
+        # pytest-cov stops its own coverage.py measurement after this, and only the last
+        # one started may stop first.
+        try:
+            return (yield)
+        finally:
+            if self.recorder is not None:
+                self.recorder.stop()
+
     # -- selection -----------------------------------------------------------
 
     @pytest.hookimpl(tryfirst=True)  # before conftest hooks that return False to force collection
@@ -165,27 +299,47 @@ class TiaSession:
             or getattr(option, "lf", False)
             or any("::" in arg for arg in config.args)
         )
-        if self.plan["mode"] == "all":
-            self.selected = list(self.collected)
-            return
-        chosen = set(self.plan["selected"])
-        known = set(self.plan["known"])
-        failed = set(self.plan["failed"])
-        keep, drop = [], []
-        for item in items:
-            if item.nodeid in chosen or item.nodeid not in known:
-                keep.append(item)
-            else:
-                drop.append(item)
-        # Last failures first, as --failed-first does: they are the likeliest to fail again.
-        keep.sort(key=lambda item: item.nodeid not in failed)
+        keep, drop = list(items), []
+        if self.plan["mode"] != "all":
+            chosen = set(self.plan["selected"])
+            known = set(self.plan["known"])
+            failed = set(self.plan["failed"])
+            keep = [item for item in items if item.nodeid in chosen or item.nodeid not in known]
+            drop = [item for item in items if item.nodeid not in chosen and item.nodeid in known]
+            # Last failures first, as --failed-first does: they are the likeliest to fail again.
+            keep.sort(key=lambda item: item.nodeid not in failed)
+        if self.plan.get("shard"):
+            from tia.selection import shard_of
+
+            index, count = self.plan["shard"]
+            mine = shard_of((item.nodeid for item in keep), self.plan["durations"], index, count)
+            drop += [item for item in keep if item.nodeid not in mine]
+            keep = [item for item in keep if item.nodeid in mine]
         if drop:
             config.hook.pytest_deselected(items=drop)
         items[:] = keep
         self.selected = [item.nodeid for item in keep]
 
-    def pytest_report_header(self, config: pytest.Config) -> str | None:
-        return self.plan.get("header")
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        lines = [self.plan["header"]] if self.plan.get("header") else []
+        if config.option.verbose > 0:
+            reasons = self.plan.get("reasons", {})
+            lines += [f"tia:   {nodeid}  ({'; '.join(reasons[nodeid])})" for nodeid in sorted(reasons)]
+        return lines
+
+    def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
+        # Tests in files tia did not let pytest collect count as deselected in the final line,
+        # so that line accounts for the whole mapped suite; --collect-only's line counts
+        # collected items, so it is left alone.
+        if config.option.collectonly:
+            return
+        count = self.plan.get("uncollected", 0)
+        if self.worker_results:
+            # xdist does not pass the workers' deselections on to the controller's terminal.
+            first = self.worker_results[0]
+            count += len(first.get("collected") or []) - len(first.get("selected") or [])
+        if count and not os.environ.get("PYTEST_XDIST_WORKER"):
+            terminalreporter.stats.setdefault("deselected", []).extend(_Uncollected() for _ in range(count))
 
     # -- outcomes and results --------------------------------------------------
 
@@ -225,6 +379,9 @@ class TiaSession:
         from tia.scopes import FileIndex, index_source
 
         self.recorder.stop()
+        if self.recorder.interrupted_by:
+            _warn(f"this run's dependencies were not recorded: {self.recorder.interrupted_by}")
+            return local
         blobs: dict[str, str] = {}
         indexes: dict[str, FileIndex] = {}
 
@@ -274,6 +431,9 @@ class TiaSession:
             "parts": results,
             "started": self.started,
         }
+        if self.driver is not None:
+            self.driver.finish(payload, session)
+            return
         target = Path(self.plan["results"])
         tmp = target.with_suffix(".tmp")
         tmp.write_text(json.dumps(payload), encoding="utf-8")

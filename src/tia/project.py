@@ -76,10 +76,60 @@ class Plan:
         )
 
     def header(self) -> str:
-        """One line for pytest's header."""
+        """One line for pytest's header, in pytest's voice."""
         if self.mode == "all":
-            return f"tia: {self.summary()}"
-        return f"tia: {self.summary()}; tests new to the map run too"
+            return f"tia: running every test: {self.why_all}"
+        sel = self.selection
+        affected = [rs for rs in sel.reasons.values() if any(r.rule != "failed" for r in rs)]
+        files = {r.file for rs in affected for r in rs if r.file}
+        line = (
+            f"tia: {len(affected):,} of {len(self.known):,} tests affected by {len(files):,} changed "
+            f"file{'' if len(files) == 1 else 's'}"
+        )
+        if self.base:
+            line += f" since {self.base.ref} (merge-base {self.base.commit[:7]})"
+        if sel.failed:
+            line += f"; {len(sel.failed):,} failed last time"
+        return line
+
+    def unaffected_uncollected(self, rootdir: str) -> int:
+        """Mapped tests in the files pytest will not even collect."""
+        from tia.selection import test_file
+
+        return sum(1 for n in self.known if test_file(n, rootdir) in self.skip_files)
+
+    def to_plugin(self, rootdir: str, record: bool, shard: tuple[int, int] | None = None) -> dict[str, Any]:
+        """The plan as the pytest plugin reads it (JSON)."""
+        return {
+            "mode": self.mode,
+            "selected": self.selected,
+            "known": sorted(self.known),
+            "failed": self.selection.failed,
+            "record": record,
+            "header": self.header(),
+            "reasons": {n: [str(r) for r in rs] for n, rs in self.selection.reasons.items()},
+            "skip_files": sorted(self.skip_files),
+            "uncollected": self.unaffected_uncollected(rootdir),
+            "shard": list(shard) if shard else None,
+            "durations": self.durations if shard else {},
+        }
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What `Project.settle` made of a run: how many tests it recorded, and whether
+    pytest found nothing to run because the selection was empty."""
+
+    recorded: int
+    nothing_affected: bool
+
+
+def selected_after_collection(payload: dict[str, Any] | None) -> list[str] | None:
+    """The node ids the plugin kept after collection, or None if it never got there."""
+    for part in (payload or {}).get("parts", []):
+        if part.get("selected") is not None:
+            return list(part["selected"])
+    return None
 
 
 class Project:
@@ -307,6 +357,18 @@ class Project:
         self.store.evict(blobs, {r.epoch for r in merged.values()} | {plan.snapshot})
         self._tests = merged
         return len(records)
+
+    def settle(
+        self, plan: Plan, payload: dict[str, Any], exitstatus: int, interrupted: bool, replace_all: bool
+    ) -> Settled:
+        """Fold a finished pytest run into the map and say what it amounted to.
+
+        A run that was interrupted or hit collection errors (pytest's exit status 2)
+        did not see every test, so it never replaces the whole map."""
+        complete = not interrupted and exitstatus != 2
+        recorded = self.fold(plan, payload, replace_all=replace_all and complete)
+        selected = selected_after_collection(payload)
+        return Settled(recorded, nothing_affected=exitstatus == 5 and selected == [])
 
     def _gone(self, plan: Plan, collected: set[str]) -> set[str]:
         """Mapped tests that no longer exist: their file is gone, or pytest collected

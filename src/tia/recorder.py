@@ -8,6 +8,14 @@ labels).  Coverage measures the repository's own files only; an audit hook on
 
 coverage.py's ``sysmon`` core keeps only the first context to reach each line
 (coverage.py #2200), so the recorder always asks for the ``ctrace`` core.
+
+coverage.py traces with one measurement at a time: one started later pauses the
+one before until it stops.  When another measurement is running as tia starts
+(pytest-cov's ``--cov``), tia's runs on top of it and, when it stops, hands it the
+lines of the files it measures, so its report is whole.  One started after tia's
+(pytest-cov starts at session start on xdist workers) is put back underneath by
+`take_over`; if another takes over later still, tia's recording is blind from
+then on, so the run is marked `interrupted_by` and records nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +41,8 @@ class CoverageRecorder:
 
     Attributes:
         context: the current context label.
+        interrupted_by: why the recording is incomplete (another coverage.py
+            measurement took over), or None.
         file_reads: context -> absolute paths of files opened for reading.
         import_reads: Python file -> data files opened while that file was on the
             stack during collection or session set-up (its import-time reads).
@@ -50,6 +60,8 @@ class CoverageRecorder:
         self._active = False
         self._subdir = ""
         self._saved_env: dict[str, str | None] = {}
+        self.interrupted_by: str | None = None
+        self._other = coverage.Coverage.current()
         self._omit = omit = [
             f"{root}/.tia/*",
             f"{root}/.git/*",
@@ -67,6 +79,9 @@ class CoverageRecorder:
         )
         # Per-test contexts need a core that supports them: never sysmon (coverage.py #2200).
         self._cov.set_option("run:core", "ctrace")
+        if self._other is not None and self._other.config.branch:
+            # What we hand over must be of the kind the other measurement collects.
+            self._cov.set_option("run:branch", True)
 
     def start(self) -> None:
         _install_audit_hook(self)
@@ -103,6 +118,8 @@ class CoverageRecorder:
         previous = self.context
         self.context = context
         if self._active:
+            if self.interrupted_by is None and coverage_on_top() is not self._cov:
+                self.interrupted_by = "another coverage.py measurement started after tia's and took over"
             self._cov.switch_context(context)
             os.environ["TIA_CONTEXT"] = context
         return previous
@@ -110,12 +127,46 @@ class CoverageRecorder:
     def stop(self) -> None:
         if self._active:
             self._active = False
-            self._cov.stop()
+            if self.interrupted_by is None and coverage_on_top() is not self._cov:
+                self.interrupted_by = "another coverage.py measurement started after tia's and took over"
+            if self.interrupted_by is None:
+                self._cov.stop()
+                self._hand_over()
             for key, value in self._saved_env.items():
                 if value is None:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+
+    def take_over(self) -> None:
+        """Put tia's measurement back on top of one that started after it."""
+        other = coverage_on_top()
+        if not self._active or other is None or other is self._cov or self.interrupted_by:
+            return
+        # Only the last one started may stop; restarting keeps each one's data.
+        other.stop()  # type: ignore[attr-defined]
+        self._cov.stop()
+        other.start()  # type: ignore[attr-defined]
+        self._cov.start()
+        self._cov.switch_context(self.context)
+        self._other = other  # type: ignore[assignment]
+
+    def _hand_over(self) -> None:
+        """Give the measurement tia's paused (pytest-cov's) the lines it missed meanwhile."""
+        other = self._other
+        if other is None or coverage_on_top() is not other:
+            return
+        ours = self._cov.get_data()
+        try:
+            theirs = other.get_data()
+            # coverage.py's own per-file decision, as its collector would have made it.
+            files = [f for f in ours.measured_files() if other._should_trace(f, None).trace]  # type: ignore[arg-type]
+            if ours.has_arcs():
+                theirs.add_arcs({f: ours.arcs(f) or [] for f in files})
+            else:
+                theirs.add_lines({f: ours.lines(f) or [] for f in files})
+        except Exception as exc:  # a coverage.py whose internals moved: its report lacks the tests
+            print(f"tia: warning: could not share what tia measured with coverage.py: {exc}", file=sys.stderr)
 
     def lines(self) -> dict[str, dict[str, set[int]]]:
         """context -> repository-relative path -> executed line numbers."""
@@ -194,6 +245,13 @@ class CoverageRecorder:
                 if filename.startswith(self._prefix) and filename.endswith(".py"):
                     self.import_reads.setdefault(filename, set()).add(full)
                 frame = frame.f_back
+
+
+def coverage_on_top() -> object | None:
+    """The coverage.py measurement that is tracing now (the last one started), if any."""
+    import coverage
+
+    return coverage.Coverage.current()
 
 
 # Audit hooks cannot be removed, so one hook is installed per process and routes

@@ -22,7 +22,8 @@ The rules, each a `Reason.rule`:
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Callable, Iterable
+import zlib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -253,3 +254,29 @@ def _structural(
             link = sorted(roots_of[test_path] & importers)[0]
             detail = "" if link == path else f"imported through {link}"
             sel.add(nodeid, Reason(source.rule, path, scope, detail or d.detail))
+
+
+def shard_of(nodeids: Iterable[str], durations: Mapping[str, float], index: int, count: int) -> set[str]:
+    """The tests of shard `index` (1-based) of `count`, among `nodeids`.
+
+    Deterministic, so every job of a CI matrix computes the same split: tests with
+    a recorded duration go, longest first (ties by node id), to the least loaded
+    shard (ties to the one with fewest tests, then the lowest, so that tests too
+    quick to time still spread); tests new to the map go by a stable hash of
+    their node id.  Every test lands in exactly one shard.
+    """
+    nodeids = list(nodeids)
+    loads = [0.0] * count
+    sizes = [0] * count
+    mine: set[str] = set()
+    timed = sorted((n for n in nodeids if n in durations), key=lambda n: (-durations[n], n))
+    for nodeid in timed:
+        target = min(range(count), key=lambda i: (loads[i], sizes[i], i))
+        loads[target] += durations[nodeid]
+        sizes[target] += 1
+        if target == index - 1:
+            mine.add(nodeid)
+    for nodeid in nodeids:
+        if nodeid not in durations and zlib.crc32(nodeid.encode("utf-8")) % count == index - 1:
+            mine.add(nodeid)
+    return mine

@@ -5,6 +5,8 @@ zlib-compressed JSON kept inside the SQLite file: `SafeJSONDisk` refuses to
 unpickle anything, and `Store.open` checks the cache's settings table before
 diskcache reads it, because diskcache turns ``sqlite_*`` settings into PRAGMA
 statements.  A `.tia/` directory may come from a CI cache or a teammate.
+The portable single-file form of the map (`tia cache export`/`import`) is
+`tia.share`'s; it writes an imported map here with `Store.replace_map`.
 
 Layout (schema 1)::
 
@@ -396,6 +398,35 @@ class Store:
                 self.cache.set("facts", old.to_json())
                 previous = self.meta() or {}
                 self.cache.set("meta", {**previous, **meta, "schema": SCHEMA, "updated": time.time()})
+        except (sqlite3.Error, OSError) as exc:
+            raise self._write_error(exc) from exc
+
+    def replace_map(
+        self,
+        *,
+        tests: dict[str, TestRecord],
+        indexes: dict[str, FileIndex],
+        snapshots: dict[str, dict[str, str]],
+        facts: RunFacts,
+        meta: dict[str, Any],
+    ) -> None:
+        """Replace the whole map with another (`tia cache import`) in one transaction.
+
+        The stat cache stays: it describes this work tree's files, not the map.
+        """
+        try:
+            with self.cache.transact():
+                for key in list(self.cache.iterkeys()):
+                    if key != "stat":
+                        self.cache.delete(key)
+                for nodeid, record in tests.items():
+                    self.cache.set("test:" + nodeid, record.to_json())
+                for sha, index in indexes.items():
+                    self.cache.set("index:" + sha, index.to_json())
+                for snap_id, listing in snapshots.items():
+                    self.cache.set("snap:" + snap_id, listing)
+                self.cache.set("facts", facts.to_json())
+                self.cache.set("meta", {**meta, "schema": SCHEMA})
         except (sqlite3.Error, OSError) as exc:
             raise self._write_error(exc) from exc
 

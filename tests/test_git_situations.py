@@ -1,0 +1,524 @@
+"""End to end: tia in the git situations real projects are in.
+
+Linked worktrees, a detached HEAD, a pytest rootdir below the git root, a
+monorepo with several pytest roots, paths with spaces and non-ASCII letters,
+submodules.  (A shallow clone without the merge-base is in test_faults.py.)
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ALL_SAMPLE_TESTS, SAMPLE, GitProject
+
+pytestmark = pytest.mark.slow
+
+# git refuses file:// submodules unless told otherwise (CVE-2022-39253).
+FILE_PROTOCOL = ("-c", "protocol.file.allow=always")
+
+
+class Checkout(GitProject):
+    """A work tree git already manages (a linked worktree, a submodule, a clone): no `git init`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.git("config", "user.name", "tia tests")
+        self.git("config", "user.email", "tests@tia.invalid")
+
+
+def rules(reasons: list[dict[str, str]]) -> set[str]:
+    return {r["rule"] for r in reasons}
+
+
+# --- linked worktrees ---------------------------------------------------------------------------
+
+
+def test_a_linked_worktree_has_its_own_map_and_selects_its_own_changes(mapped: GitProject) -> None:
+    mapped.git("worktree", "add", "-q", "-b", "feature", str(mapped.path.parent / "wt"))
+    wt = Checkout(mapped.path.parent / "wt")
+    assert (wt.path / ".git").is_file()  # a linked worktree: .git is a file naming the real one
+    assert wt.tia("map").rc == 0
+    assert (wt.path / ".tia" / "cache.db").is_file()
+
+    wt.replace("pkg/core.py", "return a * b", "return a * b * 1")
+    assert set(wt.select()) == {"tests/test_core.py::test_mul"}
+    # The main work tree neither sees the change nor lost its map.
+    assert mapped.select() == {}
+
+    assert wt.run().ran() == {"tests/test_core.py::test_mul"}
+    wt.commit("feature work")
+    assert wt.select() == {}
+    since = wt.select("--since", "main")
+    assert set(since) == {"tests/test_core.py::test_mul"}
+    assert rules(since["tests/test_core.py::test_mul"]) == {"since"}
+    assert wt.run("--since", "main").ran() == {"tests/test_core.py::test_mul"}
+
+
+def test_a_linked_worktree_of_a_shallow_clone_says_how_to_deepen(mapped: GitProject, tmp_path: Path) -> None:
+    mapped.write("pkg/extra.py", "X = 1\n")
+    mapped.commit("extra")
+    mapped.git("branch", "old", "HEAD~1")
+    mapped.git("checkout", "-q", "old")
+    mapped.write("pkg/old.py", "Z = 1\n")
+    mapped.commit("diverge")
+    clone = tmp_path / "shallow"
+    subprocess.run(
+        ["git", "clone", "-q", "--depth", "1", "--no-single-branch", f"file://{mapped.path}", str(clone)],
+        check=True,
+    )
+    subprocess.run(
+        ["git", "worktree", "add", "-q", "--detach", "../wt", "origin/main"], cwd=clone, check=True
+    )
+    result = Checkout(tmp_path / "wt").tia("select", "--since", "origin/old")
+    assert result.rc == 3, result
+    assert "Traceback" not in result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("tia: error:")]
+    assert len(errors) == 1, result
+    assert "shallow clone" in errors[0] and "git fetch --deepen" in errors[0], result
+
+
+# --- detached HEAD ------------------------------------------------------------------------------
+
+
+def test_a_detached_head_selects_runs_and_folds(mapped: GitProject) -> None:
+    mapped.git("checkout", "-q", "--detach")
+    mapped.replace("pkg/core.py", "return a + b", "return b + a")
+    assert set(mapped.select()) == {"tests/test_core.py::test_add"}
+    assert mapped.run().ran() == {"tests/test_core.py::test_add"}
+    # The run was folded: nothing is left to run, before or after committing on the detached HEAD.
+    assert mapped.select() == {}
+    mapped.commit("detached work")
+    assert mapped.run().ran() == set()
+
+    since = mapped.select("--since", "main")
+    assert set(since) == {"tests/test_core.py::test_add"}
+    assert rules(since["tests/test_core.py::test_add"]) == {"since"}
+    assert mapped.run("--since", "main").ran() == {"tests/test_core.py::test_add"}
+
+
+# --- a pytest rootdir below the git root --------------------------------------------------------
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> GitProject:
+    """The sample project in app/ of a repository whose root holds no pytest configuration."""
+    proj = GitProject(tmp_path / "repo")
+    proj.write("README.md", "An application.\n")
+    for rel, text in SAMPLE.items():
+        proj.write(f"app/{rel}", text)
+    proj.commit("initial")
+    return proj
+
+
+def test_a_rootdir_below_the_git_root_keeps_node_ids_and_map_paths_apart(app: GitProject) -> None:
+    where = app.path / "app"
+    result = app.run(cwd=where)
+    assert result.rc == 0, result
+    assert result.ran() == ALL_SAMPLE_TESTS  # node ids relative to pytest's rootdir, app/
+    # The map sits next to the pytest configuration, and git does not see it.
+    assert (where / ".tia" / "cache.db").is_file()
+    assert not (app.path / ".tia").exists()
+    assert app.git("status", "--porcelain") == ""
+
+    # Dependencies are recorded relative to the git root.
+    explained = app.tia("explain", "tests/test_core.py::test_mul", cwd=where)
+    assert explained.rc == 0, explained
+    assert "  app/pkg/core.py  [" in explained.stdout
+    assert "  app/tests/test_core.py  [" in explained.stdout
+    users = app.tia("explain", "pkg/data.json", cwd=where)
+    assert users.stdout.splitlines() == [
+        "1 mapped tests executed or read app/pkg/data.json:",
+        "  tests/test_reader.py::test_load",
+    ]
+
+    app.replace("app/pkg/core.py", "return a * b", "return a * b * 1")
+    selected = app.select(cwd=where)
+    assert selected == {
+        "tests/test_core.py::test_mul": [{"rule": "changed", "file": "app/pkg/core.py", "scope": "mul"}]
+    }
+    assert app.run(cwd=where).ran() == {"tests/test_core.py::test_mul"}
+    app.commit("mul")
+    app.replace("app/pyproject.toml", 'pythonpath = ["."]', 'pythonpath = [".", "pkg"]')
+    # The rootdir's own pyproject.toml configures the run, though it is not at the git root.
+    assert set(app.select(cwd=where)) == ALL_SAMPLE_TESTS
+
+
+# --- a monorepo with several pytest roots -------------------------------------------------------
+
+MONOREPO = {
+    "common/__init__.py": "",
+    "common/shared.py": """
+        def greet():
+            return "hello"
+
+
+        def shout():
+            return "HEY"
+        """,
+    "a/pyproject.toml": """
+        [tool.pytest.ini_options]
+        pythonpath = [".", ".."]
+        """,
+    "a/alib/__init__.py": "",
+    "a/alib/mod.py": """
+        from common.shared import greet
+
+
+        def value():
+            return 1
+
+
+        def greeting():
+            return greet()
+        """,
+    "a/tests/test_a.py": """
+        from alib import mod
+
+
+        def test_a_value():
+            assert mod.value() == 1
+
+
+        def test_a_greeting():
+            assert mod.greeting() == "hello"
+        """,
+    "b/tox.ini": """
+        [pytest]
+        pythonpath = . ..
+        """,
+    "b/blib/__init__.py": "",
+    "b/blib/mod.py": """
+        from common.shared import greet
+
+
+        def value():
+            return 2
+
+
+        def greeting():
+            return greet().upper()
+        """,
+    "b/tests/test_b.py": """
+        from blib import mod
+
+
+        def test_b_value():
+            assert mod.value() == 2
+
+
+        def test_b_greeting():
+            assert mod.greeting() == "HELLO"
+        """,
+}
+
+
+@pytest.fixture
+def monorepo(tmp_path: Path) -> GitProject:
+    proj = GitProject(tmp_path / "mono")
+    for rel, text in MONOREPO.items():
+        proj.write(rel, text)
+    proj.commit("initial")
+    return proj
+
+
+def test_each_pytest_root_of_a_monorepo_keeps_its_own_map(monorepo: GitProject) -> None:
+    a, b = monorepo.path / "a", monorepo.path / "b"
+    assert monorepo.run(cwd=a).ran() == {"tests/test_a.py::test_a_value", "tests/test_a.py::test_a_greeting"}
+    assert monorepo.run(cwd=b).ran() == {"tests/test_b.py::test_b_value", "tests/test_b.py::test_b_greeting"}
+    assert (a / ".tia" / "cache.db").is_file() and (b / ".tia" / "cache.db").is_file()
+    assert not (monorepo.path / ".tia").exists()
+    assert monorepo.git("status", "--porcelain") == ""
+    # Mapping b left a's map alone.
+    assert monorepo.select(cwd=a) == {}
+    assert monorepo.tia("status", cwd=a).stdout.splitlines()[1].startswith("tests: 2 ")
+
+    monorepo.replace("a/alib/mod.py", "return 1", "return 3 - 2")
+    assert monorepo.select(cwd=a) == {
+        "tests/test_a.py::test_a_value": [{"rule": "changed", "file": "a/alib/mod.py", "scope": "value"}]
+    }
+    assert monorepo.select(cwd=b) == {}
+    assert monorepo.run(cwd=a).ran() == {"tests/test_a.py::test_a_value"}
+
+    monorepo.replace("common/shared.py", 'return "hello"', 'return "hel" + "lo"')
+    assert set(monorepo.select(cwd=a)) == {"tests/test_a.py::test_a_greeting"}
+    assert set(monorepo.select(cwd=b)) == {"tests/test_b.py::test_b_greeting"}
+    assert monorepo.run(cwd=b).ran() == {"tests/test_b.py::test_b_greeting"}
+    assert monorepo.select(cwd=b) == {}
+    assert set(monorepo.select(cwd=a)) == {"tests/test_a.py::test_a_greeting"}
+
+    # b's own configuration file selects all of b, and none of a.
+    monorepo.replace("b/tox.ini", "pythonpath = . ..", "pythonpath = .. .")
+    assert set(monorepo.select(cwd=b)) == {
+        "tests/test_b.py::test_b_value",
+        "tests/test_b.py::test_b_greeting",
+    }
+    assert set(monorepo.select(cwd=a)) == {"tests/test_a.py::test_a_greeting"}
+
+
+# --- spaces and non-ASCII letters in paths ------------------------------------------------------
+
+UNICODE = {
+    "pyproject.toml": """
+        [tool.pytest.ini_options]
+        pythonpath = ["."]
+        """,
+    "src/my pkg/dätä módulé.py": """
+        import json
+        from pathlib import Path
+
+
+        def wert():
+            return json.loads((Path(__file__).parent / "données 1.json").read_text(encoding="utf-8"))["wert"]
+
+
+        def zwei():
+            return 2
+        """,
+    "src/my pkg/données 1.json": '{"wert": 5}\n',
+    "tests/test_dätä.py": """
+        import importlib.util
+        from pathlib import Path
+
+        # A file name with spaces is no module name: load it by path.
+        _PATH = Path(__file__).parents[1] / "src" / "my pkg" / "dätä módulé.py"
+        _SPEC = importlib.util.spec_from_file_location("datamodule", _PATH)
+        módulé = importlib.util.module_from_spec(_SPEC)
+        _SPEC.loader.exec_module(módulé)
+
+
+        def test_wert():
+            assert módulé.wert() == 5
+
+
+        def test_zwëi():
+            assert módulé.zwei() == 2
+        """,
+}
+
+
+@pytest.fixture
+def unicode_project(tmp_path: Path) -> GitProject:
+    proj = GitProject(tmp_path / "prøjekt")
+    for rel, text in UNICODE.items():
+        proj.write(rel, text)
+    proj.commit("initial")
+    assert proj.tia("map").rc == 0
+    return proj
+
+
+def test_paths_with_spaces_and_non_ascii_letters_are_mapped_and_selected(unicode_project: GitProject) -> None:
+    proj = unicode_project
+    module, data = "src/my pkg/dätä módulé.py", "src/my pkg/données 1.json"
+    explained = proj.tia("explain", data)
+    assert explained.stdout.splitlines() == [
+        f"1 mapped tests executed or read {data}:",
+        "  tests/test_dätä.py::test_wert",
+    ]
+    line = proj.read(module).splitlines().index("    return 2") + 1
+    explained = proj.tia("explain", f"{module}:{line}")
+    assert explained.stdout.splitlines() == [
+        f"{module}:{line} is in zwei",
+        "1 mapped tests executed or read scope zwei:",
+        "  tests/test_dätä.py::test_zwëi",
+    ]
+
+    proj.replace(data, "5", "6")
+    assert proj.select() == {
+        "tests/test_dätä.py::test_wert": [
+            {"rule": "changed", "file": data, "scope": "<module>", "detail": "content changed"}
+        ]
+    }
+    proj.replace(data, "6", "5")
+    proj.replace(module, "return 2", "return 1 + 1")
+    assert proj.select() == {
+        "tests/test_dätä.py::test_zwëi": [{"rule": "changed", "file": module, "scope": "zwei"}]
+    }
+    assert proj.run().ran() == {"tests/test_dätä.py::test_zwëi"}
+    assert proj.select() == {}
+
+    proj.commit("zwei")
+    proj.git("checkout", "-q", "-b", "feature")
+    proj.replace(data, "5", "7")
+    proj.commit("seven")
+    assert proj.tia("run").rc == 1  # test_wert fails, and is folded as failed
+    since = proj.select("--since", "main")
+    assert set(since) == {"tests/test_dätä.py::test_wert"}
+    assert rules(since["tests/test_dätä.py::test_wert"]) == {"since", "failed"}
+
+
+# --- submodules ---------------------------------------------------------------------------------
+
+VENDORED = {
+    "data.txt": "5\n",
+    "vlib.py": """
+        def one():
+            return 1
+
+
+        def two():
+            return 2
+        """,
+}
+
+VENDOR_TESTS = {
+    "tests/test_vendor.py::test_reads_data",
+    "tests/test_vendor.py::test_one",
+    "tests/test_vendor.py::test_two",
+}
+
+
+# The superproject, the submodule's upstream repository, and the submodule's checkout.
+WithSubmodule = tuple[GitProject, GitProject, Checkout]
+
+
+@pytest.fixture
+def with_submodule(project: GitProject, tmp_path: Path) -> WithSubmodule:
+    """The sample project, mapped, with a submodule at vendor/lib whose data and module tests use."""
+    upstream = GitProject(tmp_path / "lib")
+    for rel, text in VENDORED.items():
+        upstream.write(rel, text)
+    upstream.commit("lib")
+    project.git(*FILE_PROTOCOL, "submodule", "--quiet", "add", str(upstream.path), "vendor/lib")
+    project.replace("pyproject.toml", 'pythonpath = ["."]', 'pythonpath = [".", "vendor/lib"]')
+    project.write(
+        "tests/test_vendor.py",
+        """
+        from pathlib import Path
+
+        import vlib
+
+        DATA = Path(__file__).parents[1] / "vendor" / "lib" / "data.txt"
+
+
+        def test_reads_data():
+            assert DATA.read_text().strip().isdigit()
+
+
+        def test_one():
+            assert vlib.one() == 1
+
+
+        def test_two():
+            assert vlib.two() == 2
+        """,
+    )
+    project.commit("vendor lib")
+    assert project.tia("map").rc == 0
+    return project, upstream, Checkout(project.path / "vendor" / "lib")
+
+
+def update_submodule(project: GitProject) -> None:
+    project.git(*FILE_PROTOCOL, "submodule", "--quiet", "update", "--remote", "vendor/lib")
+
+
+def test_files_inside_a_submodule_are_dependencies(with_submodule: WithSubmodule) -> None:
+    project, upstream, _ = with_submodule
+    explained = project.tia("explain", "tests/test_vendor.py::test_two")
+    assert "  vendor/lib/vlib.py  [" in explained.stdout, explained
+    explained = project.tia("explain", "vendor/lib/data.txt")
+    assert explained.stdout.splitlines() == [
+        "1 mapped tests executed or read vendor/lib/data.txt:",
+        "  tests/test_vendor.py::test_reads_data",
+    ]
+
+    # A new commit of the submodule, checked out: the tests that use what changed, and no others.
+    upstream.replace("data.txt", "5", "6")
+    upstream.replace("vlib.py", "return 2", "return 1 + 1")
+    upstream.commit("lib v2")
+    update_submodule(project)
+    selected = project.select()
+    assert selected == {
+        "tests/test_vendor.py::test_reads_data": [
+            {
+                "rule": "changed",
+                "file": "vendor/lib/data.txt",
+                "scope": "<module>",
+                "detail": "content changed",
+            }
+        ],
+        "tests/test_vendor.py::test_two": [{"rule": "changed", "file": "vendor/lib/vlib.py", "scope": "two"}],
+    }
+    assert project.run().ran() == set(selected)
+    assert project.select() == {}
+
+
+def test_a_new_submodule_commit_on_a_branch_is_selected_since_main(with_submodule: WithSubmodule) -> None:
+    project, upstream, _ = with_submodule
+    project.git("checkout", "-q", "-b", "feature")
+    upstream.replace("data.txt", "5", "6")
+    upstream.commit("lib v2")
+    update_submodule(project)
+    project.commit("bump vendor/lib")
+    assert project.run().ran() == {"tests/test_vendor.py::test_reads_data"}
+    assert project.select() == {}
+    assert project.select("--since", "main") == {
+        "tests/test_vendor.py::test_reads_data": [
+            {"rule": "since", "file": "vendor/lib/data.txt", "scope": "<module>", "detail": "content changed"}
+        ]
+    }
+    assert project.run("--since", "main").ran() == {"tests/test_vendor.py::test_reads_data"}
+
+
+def test_an_old_submodule_version_is_read_from_the_submodules_object_store(
+    with_submodule: WithSubmodule,
+) -> None:
+    project, upstream, _ = with_submodule
+    project.git("checkout", "-q", "-b", "feature")
+    upstream.replace("vlib.py", "return 2", "return 1 + 1")
+    upstream.commit("lib v2")
+    update_submodule(project)
+    project.commit("bump vendor/lib")
+    # A fresh map knows only today's versions: the merge-base's vlib.py must come from git.
+    assert project.tia("cache", "clear").rc == 0
+    assert project.tia("map").rc == 0
+    assert project.select("--since", "main") == {
+        "tests/test_vendor.py::test_two": [{"rule": "since", "file": "vendor/lib/vlib.py", "scope": "two"}]
+    }
+
+
+def test_a_submodule_commit_git_no_longer_has_counts_as_changed(with_submodule: WithSubmodule) -> None:
+    project, _, checkout = with_submodule
+    # main records a submodule commit that exists only in this checkout ...
+    checkout.replace("data.txt", "5", "6")
+    checkout.commit("local only")
+    project.commit("bump vendor/lib to a local commit")
+    project.git("checkout", "-q", "-b", "feature")
+    # ... which the branch moves away from, and git then forgets.
+    checkout.git("reset", "-q", "--hard", "origin/main")
+    checkout.git("reflog", "expire", "--expire=now", "--all")
+    checkout.git("gc", "-q", "--prune=now")
+    project.commit("back to upstream")
+    # The work tree is as it was mapped: only the comparison with main can select.
+    assert project.select() == {}
+
+    selected = project.select("--since", "main")
+    assert set(selected) == VENDOR_TESTS  # and none of the sample's tests
+    unknown = {
+        "rule": "since",
+        "file": "vendor/lib/vlib.py",
+        "scope": "<module>",
+        "detail": "previous version unknown",
+    }
+    for reasons in selected.values():
+        assert unknown in reasons
+
+
+def test_listing_holds_untracked_files_inside_a_submodule(with_submodule: WithSubmodule) -> None:
+    project, _, checkout = with_submodule
+    checkout.write("extra.txt", "7\n")
+    project.replace("tests/test_vendor.py", '"data.txt"', '"extra.txt"')
+    assert project.run().ran() == VENDOR_TESTS  # the test module changed
+    checkout.write("extra.txt", "8\n")
+    assert project.select() == {
+        "tests/test_vendor.py::test_reads_data": [
+            {
+                "rule": "changed",
+                "file": "vendor/lib/extra.txt",
+                "scope": "<module>",
+                "detail": "content changed",
+            }
+        ]
+    }
