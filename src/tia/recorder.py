@@ -25,6 +25,7 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 # A private reference, so a test that mocks os.path cannot reach the audit hook.
@@ -158,7 +159,10 @@ class CoverageRecorder:
             return
         ours = self._cov.get_data()
         try:
-            theirs = other.get_data()
+            with warnings.catch_warnings():
+                # Its collector was paused all along, so coverage.py finds its data empty, for now.
+                warnings.filterwarnings("ignore", message="No data was collected", category=Warning)
+                theirs = other.get_data()
             # coverage.py's own per-file decision, as its collector would have made it.
             files = [f for f in ours.measured_files() if other._should_trace(f, None).trace]  # type: ignore[arg-type]
             if ours.has_arcs():
