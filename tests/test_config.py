@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from pathlib import Path
 
@@ -52,7 +53,8 @@ def assert_defaults(config: Config, root: Path) -> None:
     assert config.since is None
     assert config.run_all == DEFAULT_RUN_ALL
     assert config.ignore == ()
-    assert config.engine == "coverage"
+    # The fastest exact engine: sys.monitoring where Python has it (tests/test_engines.py).
+    assert config.engine == ("monitoring" if sys.version_info >= (3, 12) else "coverage")
     assert config.workers == "decide"
     assert config.source is None
 
@@ -373,6 +375,12 @@ def test_the_engine_can_come_from_the_environment_and_is_checked(root: Path) -> 
     assert load(root, environ={"TIA_ENGINE": "coverage"}).engine == "coverage"
     with pytest.raises(UsageError, match="'tracer'"):
         load(root, environ={"TIA_ENGINE": "tracer"})
+
+
+def test_the_engine_on_the_command_line_wins_over_the_environment_and_the_table(root: Path) -> None:
+    tia_table(root, 'engine = "magic"\n')
+    config = load_config(root, root, engine="coverage", environ={"TIA_ENGINE": "tracer"})
+    assert config.engine == "coverage"
 
 
 def test_the_environ_argument_replaces_the_process_environment(

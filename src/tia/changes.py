@@ -18,6 +18,8 @@ class Versions:
 
     Attributes:
         new: indexes computed here that the store did not have yet.
+        unknown: blob ids whose index was nowhere to be had (not in the store, git or
+            the work tree); a diff against one counts as a module change.
     """
 
     def __init__(
@@ -34,6 +36,7 @@ class Versions:
         self._cache: dict[str, FileIndex | None] = {}
         self._diffs: dict[tuple[str, str | None, str | None], FileDiff] = {}
         self.new: dict[str, FileIndex] = {}
+        self.unknown: set[str] = set()
 
     def index(self, path: str, sha: str) -> FileIndex | None:
         """The index of version `sha` of `path`, or None if that version is nowhere to be had."""
@@ -47,6 +50,8 @@ class Versions:
             if content is not None:
                 index = index_source(content, path)
                 self.new[sha] = index
+            else:
+                self.unknown.add(sha)
         self._cache[sha] = index
         return index
 

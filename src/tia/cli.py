@@ -93,6 +93,12 @@ def _parser() -> argparse.ArgumentParser:
             help="run under pytest-xdist with N workers, or auto (one per CPU); 0: no xdist "
             "(default: tia decides from the recorded durations)",
         )
+        subs[name].add_argument(
+            "--engine",
+            choices=("coverage", "monitoring"),
+            help="how tests are recorded: coverage.py, or sys.monitoring (Python 3.12+); "
+            "default: [tool.tia] engine, else monitoring on Python 3.12+ and coverage before",
+        )
         subs[name].add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then arguments for pytest")
     subs["run"].add_argument("--all", action="store_true", help="run every test (and refresh the whole map)")
     subs["run"].add_argument("--dry-run", action="store_true", help="print the selection, run nothing")
@@ -142,7 +148,13 @@ def _project(args: argparse.Namespace) -> Project:
 
     cwd = Path.cwd()
     root = find_root(cwd)
-    config = load_config(root, cwd, cache_dir=args.cache_dir, workers=getattr(args, "workers", None))
+    config = load_config(
+        root,
+        cwd,
+        cache_dir=args.cache_dir,
+        workers=getattr(args, "workers", None),
+        engine=getattr(args, "engine", None),
+    )
     return Project(config, _warn)
 
 
@@ -190,7 +202,7 @@ def _execute(
     result = run_pytest(
         root=project.root,
         cache_dir=project.config.cache_dir,
-        plan=plan.to_plugin(project.rootdir(), record=True, shard=shard),
+        plan=plan.to_plugin(project.rootdir(), True, project.config.engine, shard),
         pytest_args=pytest_args,
         workers=workers,
     )
@@ -328,7 +340,7 @@ def cmd_select(args: argparse.Namespace) -> int:
             result = run_pytest(
                 root=project.root,
                 cache_dir=project.config.cache_dir,
-                plan=plan.to_plugin(project.rootdir(), record=False),
+                plan=plan.to_plugin(project.rootdir(), False, project.config.engine),
                 pytest_args=[],
                 workers=0,
                 collect_only=True,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,22 @@ DEFAULT_RUN_ALL = (
     "uv.lock",
     ".python-version",
 )
-ENGINES = ("coverage",)
+
+
+# The recording engines (`tia.recorder`); this module only names them, so that reading the
+# configuration loads nothing of the recorder.
+ENGINES = ("coverage", "monitoring")
+
+
+def available_engines() -> tuple[str, ...]:
+    """The engines this Python can run: sys.monitoring exists from Python 3.12."""
+    return ENGINES if sys.version_info >= (3, 12) else ("coverage",)
+
+
+def default_engine() -> str:
+    """The fastest engine that is exact here: both record the same dependencies
+    (tests/test_engines.py, benchmarks/engines.py), monitoring at a fraction of the cost."""
+    return available_engines()[-1]
 
 
 @dataclass
@@ -52,7 +67,7 @@ class Config:
         since: the ref `tia run` and `tia select` compare with when given none.
         run_all: globs of files whose change selects every test.
         ignore: globs of files whose changes tia disregards.
-        engine: the recording engine.
+        engine: the recording engine, ``coverage`` or ``monitoring`` (Python 3.12+, the default there).
         workers: ``"decide"`` (tia decides from recorded durations, the default),
             ``"auto"`` (pytest-xdist's one worker per CPU), or a count (0: no xdist).
         source: where the ``[tool.tia]`` settings came from, if anywhere.
@@ -63,7 +78,7 @@ class Config:
     since: str | None = None
     run_all: tuple[str, ...] = DEFAULT_RUN_ALL
     ignore: tuple[str, ...] = ()
-    engine: str = "coverage"
+    engine: str = field(default_factory=default_engine)
     workers: str | int = "decide"
     source: Path | None = None
 
@@ -179,6 +194,7 @@ def load_config(
     *,
     cache_dir: str | None = None,
     workers: str | None = None,
+    engine: str | None = None,
     environ: dict[str, str] | None = None,
 ) -> Config:
     """Build the settings: defaults < [tool.tia] < environment < command line."""
@@ -223,8 +239,15 @@ def load_config(
         config.cache_dir = Path(cache_dir)
     if workers is not None:
         config.workers = parse_workers(workers, "-n")
+    if engine is not None:
+        config.engine = engine
 
     if config.engine not in ENGINES:
         raise UsageError(f"unknown engine {config.engine!r}", hint=f"choose one of: {', '.join(ENGINES)}")
+    if config.engine not in available_engines():
+        raise UsageError(
+            f"the {config.engine} engine needs Python 3.12 or later",
+            hint=f"this Python can use: {', '.join(available_engines())}",
+        )
     config.cache_dir = config.cache_dir.resolve()
     return config

@@ -1,8 +1,12 @@
 """The git repository: its root, its files, refs, merge-bases and old file versions.
 
-This is the only module that talks to git (through GitPython).  File content is
-identified everywhere in tia by its git blob id (`blob_id`), so a version tia
-recorded can be fetched back from git's object store when it was committed.
+This is the only module that talks to git.  File content is identified
+everywhere in tia by its git blob id (`blob_id`), so a version tia recorded can
+be fetched back from git's object store when it was committed.
+
+Listings and other plumbing commands run the ``git`` executable directly; GitPython
+is imported only when a ref must be resolved, HEAD read or an old blob fetched, since
+importing it costs more than listing a large work tree (every `tia run` lists it).
 
 Submodules are part of the project: their files are listed in place of the
 gitlink that records them, both in the work tree and at a base commit (whose
@@ -14,6 +18,9 @@ unknown, so its files compare as changed, never as unchanged.
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,13 +89,20 @@ class GitRepo:
         return self._repo
 
     def _git(self, *args: str) -> str:
-        import git
-
+        """What ``git ARGS`` prints in the work tree (less one trailing newline), as GitPython
+        would return it: decoded as file names are, in the C locale so messages read alike."""
+        env = {**os.environ, "LANGUAGE": "C", "LC_ALL": "C"}
         try:
-            return self.repo.git.execute(["git", *args], stdout_as_string=True)
-        except git.GitCommandError as exc:
-            stderr = (exc.stderr or "").strip().removeprefix("stderr: ").strip("'\n ")
-            raise GitError(f"git {args[0]} failed: {stderr or exc}") from exc
+            proc = subprocess.run(
+                ["git", *args], cwd=self.root, env=env, stdin=subprocess.DEVNULL, capture_output=True
+            )
+        except OSError as exc:
+            raise GitError(f"cannot run git {args[0]}: {exc.strerror or exc}") from exc
+        if proc.returncode != 0:
+            stderr = proc.stderr.decode("utf-8", "replace").strip()
+            raise GitError(f"git {args[0]} failed: {stderr or f'exit status {proc.returncode}'}")
+        out = proc.stdout.decode(sys.getfilesystemencoding(), "surrogateescape")
+        return out.removesuffix("\n")
 
     def _submodule(self, path: str) -> GitRepo | None:
         """The submodule checked out at `path`, or None if it is not checked out."""

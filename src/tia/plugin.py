@@ -121,7 +121,8 @@ class TiaDriver:
             stack.enter_context(project.store.locked(_say))
             plan = project.plan(since or project.config.since, run_all=run_all, why="--tia-all")
             plan_file = project.config.cache_dir / f"plan-{os.getpid()}.json"
-            doc = {**plan.to_plugin(project.rootdir(), record=record), "root": str(root), "results": ""}
+            plugin_plan = plan.to_plugin(project.rootdir(), record, project.config.engine)
+            doc = {**plugin_plan, "root": str(root), "results": ""}
             plan_file.write_text(json.dumps(doc), encoding="utf-8")
         except TiaError as exc:
             stack.close()
@@ -186,7 +187,7 @@ class TiaSession:
         self.root = Path(self.plan["root"])
         self.controller = controller
         self.driver = driver
-        self.recorder = None
+        self.recorder: Any = None
         self.phases: dict[str, dict[str, pytest.TestReport]] = {}
         self.durations: dict[str, float] = {}
         self.test_plans: dict[str, Any] = {}
@@ -204,9 +205,9 @@ class TiaSession:
         if not self.plan.get("record", True):
             return
         from tia.mapping import IMPORT_CONTEXTS
-        from tia.recorder import CoverageRecorder
+        from tia.recorder import make_recorder
 
-        self.recorder = CoverageRecorder(self.root, IMPORT_CONTEXTS)
+        self.recorder = make_recorder(self.plan.get("engine", "coverage"), self.root, IMPORT_CONTEXTS)
         self.recorder.start()
 
     def _switch(self, context: str) -> str | None:

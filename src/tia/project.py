@@ -13,17 +13,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from tia import __version__
 from tia.config import Config
 from tia.environment import Environment
 from tia.errors import StoreError, TiaError
 from tia.gitrepo import UNKNOWN_BLOB, Base, GitRepo
 from tia.records import FAILED_OUTCOMES, RecordError, RunFacts, TestRecord, deps_from_json, safe_path
-from tia.scopes import FileIndex
 from tia.selection import ChangeSource, Reason, Selection, select
 from tia.store import Store
 from tia.worktree import WorkTree, snapshot_id
+
+if TYPE_CHECKING:  # tia.scopes loads when a file changed or a run is stored, not to find nothing to do
+    from tia.scopes import FileIndex
 
 
 @dataclass
@@ -98,9 +101,12 @@ class Plan:
 
         return sum(1 for n in self.known if test_file(n, rootdir) in self.skip_files)
 
-    def to_plugin(self, rootdir: str, record: bool, shard: tuple[int, int] | None = None) -> dict[str, Any]:
+    def to_plugin(
+        self, rootdir: str, record: bool, engine: str, shard: tuple[int, int] | None = None
+    ) -> dict[str, Any]:
         """The plan as the pytest plugin reads it (JSON)."""
         return {
+            "engine": engine,
             "mode": self.mode,
             "selected": self.selected,
             "known": sorted(self.known),
@@ -184,29 +190,51 @@ class Project:
         return WorkTree(self.root, stat)
 
     def environment(self) -> Environment:
-        from tia.environment import current
+        """The environment tests run in, reusing the fingerprint the map holds while the
+        environment's stamp (see `tia.environment.stamp`) is the same."""
+        from tia.environment import current, stamp
 
-        return current(self.root)
+        key = stamp(self.root)
+        cache = key is not None and (self.store.is_open or self.store.exists())
+        if cache:
+            try:
+                return Environment.from_json(self._guarded(lambda: self.open_store().environment(key)))
+            except ValueError:
+                pass  # none saved with this stamp, or not in the shape tia writes
+        env = current(self.root)
+        if cache:
+            self.store.put_environment(key, env.to_json())
+        return env
 
     # -- planning ----------------------------------------------------------------
 
     def plan(self, since: str | None, run_all: bool, why: str = "--all") -> Plan:
-        """Decide what to run: every test, or the affected ones and the last failures."""
+        """Decide what to run: every test, or the affected ones and the last failures.
+
+        Without ``--since`` or ``--all``, a plan that finds nothing to run is saved
+        (`Store.put_quiet`) with what it was computed from; while those inputs are the
+        same, it is the answer again, without reading a test record (see `_quiet_key`).
+        """
         from tia.selection import test_file
 
         self.open_store()
-        recorded = self.tests()
-        facts = self._guarded(self.store.facts)
         worktree = self.worktree()
         listing = worktree.listing(self.git.worktree_files())
         if worktree.dirty:
             self.store.put_stat_cache(worktree.stat)
+        env = self.environment()
+        snap = snapshot_id(listing)
+        quiet_key = self._quiet_key(snap, env) if since is None and not run_all else None
+        if quiet_key is not None:
+            quiet = self._quiet_plan(quiet_key, listing, snap, env)
+            if quiet is not None:
+                return quiet
+        recorded = self.tests()
+        facts = self._guarded(self.store.facts)
         # Tests whose file is gone cannot run; the next fold drops them from the map.
         rootdir = self.rootdir()
         tests = {n: r for n, r in recorded.items() if test_file(n, rootdir) in listing}
-        env = self.environment()
         base = self.git.merge_base(since) if since else None
-        snap = snapshot_id(listing)
         durations = {n: r.duration for n, r in tests.items()}
         empty = Selection()
         why_all = why if run_all else None
@@ -251,6 +279,61 @@ class Project:
         plan = Plan("select", None, selection, known, listing, snap, env, durations, touched, base=base)
         plan.needs_pytest = bool(selection.reasons) or _may_add_tests(touched, tests, rootdir)
         plan.skip_files = _skippable_files(tests, selection, touched, rootdir)
+        # A version whose index could not be had diffed as a module change; once git has it
+        # (a fetch), the same inputs can give another answer, so such a plan is not saved.
+        if quiet_key is not None and not plan.needs_pytest and not versions.unknown:
+            quiet_doc = {
+                "key": quiet_key,
+                "known": sorted(known),
+                "durations": durations,
+                "touched": sorted(touched),
+                "skip_files": sorted(plan.skip_files),
+            }
+            self.store.put_quiet(quiet_doc, versions.new)
+        return plan
+
+    def _quiet_key(self, snap: str, env: Environment) -> dict[str, Any]:
+        """Everything a plan without ``--since`` or ``--all`` is computed from.
+
+        The map's content is named by its ``updated`` stamp, which every write of test
+        records sets (this tia also drops the saved plan whenever it writes the map, but a
+        tia without the ``quiet`` record does not); the work tree by its snapshot id, a
+        digest of every file's blob id; the environment by its id; the configuration by
+        the globs that decide what selects everything and what is ignored; the rules by
+        tia's version.  The map's file indexes are inputs too: the saved plan is stored
+        together with any the plan computed (from git or the work tree) that the map lacked.
+        """
+        return {
+            "tia": __version__,
+            "updated": self.meta().get("updated"),
+            "snapshot": snap,
+            "env": env.id,
+            "run_all": list(self.config.run_all),
+            "ignore": list(self.config.ignore),
+        }
+
+    def _quiet_plan(
+        self, key: dict[str, Any], listing: dict[str, str], snap: str, env: Environment
+    ) -> Plan | None:
+        """The saved plan that found nothing to run, if it was computed from `key`."""
+        doc = self._guarded(self.store.quiet)
+        if not isinstance(doc, dict) or doc.get("key") != key:
+            return None
+        known, durations = doc.get("known"), doc.get("durations")
+        touched, skip_files = doc.get("touched"), doc.get("skip_files")
+        if not (
+            _strings(known)
+            and _strings(touched)
+            and _strings(skip_files)
+            and isinstance(durations, dict)
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in durations.values())
+        ):
+            return None  # not the shape tia writes: plan from the records instead
+        self._new_indexes = {}
+        plan = Plan("select", None, Selection(), set(known), listing, snap, env, dict(durations))
+        plan.touched = set(touched)
+        plan.needs_pytest = False
+        plan.skip_files = set(skip_files)
         return plan
 
     def versions(self, listing: dict[str, str], worktree: WorkTree) -> Any:
@@ -283,6 +366,8 @@ class Project:
         """Store what a run recorded: one transaction, then evict what nobody references.
 
         Returns how many tests were recorded."""
+        from tia.scopes import FileIndex
+
         rootdir = self._rootdir_of(payload)
         records: dict[str, TestRecord] = {}
         facts = RunFacts()
@@ -411,6 +496,10 @@ class Project:
         except ValueError:
             raise StoreError(f"pytest's rootdir {raw} is outside the git repository {self.root}") from None
         return "" if rel == "." else safe_path(rel)
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
 def _skippable_files(

@@ -1,44 +1,67 @@
-"""The recording engine: which repository lines ran, and which repository files were opened, per context.
+"""The recording engines: which repository lines ran, and which repository files were opened, per context.
 
-This is the only module that uses coverage.py.  A *context* is a label the
-pytest plugin switches as the session moves on (see `tia.mapping` for the
-labels).  Coverage measures the repository's own files only; an audit hook on
-``open`` sees every file a test reads, whether through `open`, `Path.read_text`,
-`os.open` or `importlib.resources`.
+This is the only module that uses coverage.py or `sys.monitoring`.  A *context*
+is a label the pytest plugin switches as the session moves on (see
+`tia.mapping` for the labels).  Both engines measure the repository's own files
+only; an audit hook on ``open`` sees every file a test reads, whether through
+`open`, `Path.read_text`, `os.open` or `importlib.resources`; Python
+subprocesses record through coverage.py under either engine.
 
-coverage.py's ``sysmon`` core keeps only the first context to reach each line
-(coverage.py #2200), so the recorder always asks for the ``ctrace`` core.
+* `CoverageRecorder` (engine ``coverage``, every Python): coverage.py's lines.
+  Its ``sysmon`` core keeps only the first context to reach each line
+  (coverage.py #2200), so the recorder always asks for the ``ctrace`` core.
+* `MonitoringRecorder` (engine ``monitoring``, Python 3.12+): a ``PY_START`` and
+  ``PY_RESUME`` event per code object, disabled after its first hit and re-armed
+  with `sys.monitoring.restart_events` at every context switch.  A scope that
+  was entered in a context is what tia keeps of the lines anyway (`tia.mapping`
+  reduces lines to scopes), so the engine reports the lines of each code object
+  entered, without the prologue before its ``RESUME``.
 
 coverage.py traces with one measurement at a time: one started later pauses the
 one before until it stops.  When another measurement is running as tia starts
-(pytest-cov's ``--cov``), tia's runs on top of it and, when it stops, hands it the
-lines of the files it measures, so its report is whole.  One started after tia's
-(pytest-cov starts at session start on xdist workers) is put back underneath by
-`take_over`; if another takes over later still, tia's recording is blind from
-then on, so the run is marked `interrupted_by` and records nothing.
+(pytest-cov's ``--cov``), the coverage engine runs on top of it and, when it
+stops, hands it the lines of the files it measures, so its report is whole.  One
+started after tia's (pytest-cov starts at session start on xdist workers) is put
+back underneath by `take_over`; if another takes over later still, tia's
+recording is blind from then on, so the run is marked `interrupted_by` and
+records nothing.  The monitoring engine has its own tool id and leaves
+coverage.py alone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dis
+import fnmatch
 import os
 import shutil
 import sys
 import tempfile
 import warnings
 from pathlib import Path
+from types import CodeType
+from typing import Any
 
 # A private reference, so a test that mocks os.path cannot reach the audit hook.
 _abspath = os.path.abspath
 _O_ACCMODE = getattr(os, "O_ACCMODE", 3)
 
+TAKEN_OVER = "another coverage.py measurement started after tia's and took over"
 
-class CoverageRecorder:
-    """Lines executed and files read, by context.
 
-    Lifecycle: ``CoverageRecorder(root, collection_prefix)``, `start`, any number
-    of `switch`, `stop`, then `lines` and `reads`.  Python subprocesses started
-    meanwhile record into a temporary directory that `lines` reads and removes.
+def make_recorder(engine: str, root: Path, import_contexts: tuple[str, ...]) -> Recorder:
+    if engine == "monitoring":
+        return MonitoringRecorder(root, import_contexts)
+    return CoverageRecorder(root, import_contexts)
+
+
+class Recorder:
+    """Lines executed and files read, by context: what both engines share.
+
+    Lifecycle: ``Recorder(root, import_contexts)``, `start`, any number of
+    `switch`, `stop`, then `lines`, `reads` and `openers`.  Python subprocesses
+    started meanwhile record with coverage.py into a temporary directory that
+    `lines` reads and removes.
 
     Attributes:
         context: the current context label.
@@ -50,8 +73,6 @@ class CoverageRecorder:
     """
 
     def __init__(self, root: Path, import_contexts: tuple[str, ...]) -> None:
-        import coverage
-
         self.root = root
         self._prefix = str(root) + os.sep
         self._import_contexts = import_contexts
@@ -62,8 +83,7 @@ class CoverageRecorder:
         self._subdir = ""
         self._saved_env: dict[str, str | None] = {}
         self.interrupted_by: str | None = None
-        self._other = coverage.Coverage.current()
-        self._omit = omit = [
+        self._omit = [
             f"{root}/.tia/*",
             f"{root}/.git/*",
             "*/site-packages/*",
@@ -71,25 +91,29 @@ class CoverageRecorder:
             f"{sys.prefix}/*",
             f"{sys.base_prefix}/*",
         ]
-        self._cov = coverage.Coverage(
-            data_file=None,
-            config_file=False,
-            branch=False,
-            include=[f"{root}/*"],
-            omit=omit,
-        )
-        # Per-test contexts need a core that supports them: never sysmon (coverage.py #2200).
-        self._cov.set_option("run:core", "ctrace")
-        if self._other is not None and self._other.config.branch:
-            # What we hand over must be of the kind the other measurement collects.
-            self._cov.set_option("run:branch", True)
 
     def start(self) -> None:
         _install_audit_hook(self)
         self._measure_subprocesses()
-        self._cov.start()
+        self._start_engine()
         self._active = True
         self.switch("S")
+
+    def _start_engine(self) -> None:
+        raise NotImplementedError
+
+    def _switch_engine(self, context: str) -> None:
+        raise NotImplementedError
+
+    def _stop_engine(self) -> None:
+        raise NotImplementedError
+
+    def _engine_lines(self) -> dict[str, dict[str, set[int]]]:
+        """context -> absolute path -> line numbers, from this process."""
+        raise NotImplementedError
+
+    def take_over(self) -> None:
+        """Put tia's measurement back on top of one that started after it (coverage engine only)."""
 
     def _measure_subprocesses(self) -> None:
         """Have Python subprocesses record too, under the context of the test that started them.
@@ -119,80 +143,44 @@ class CoverageRecorder:
         previous = self.context
         self.context = context
         if self._active:
-            if self.interrupted_by is None and coverage_on_top() is not self._cov:
-                self.interrupted_by = "another coverage.py measurement started after tia's and took over"
-            self._cov.switch_context(context)
+            self._switch_engine(context)
             os.environ["TIA_CONTEXT"] = context
         return previous
 
     def stop(self) -> None:
         if self._active:
             self._active = False
-            if self.interrupted_by is None and coverage_on_top() is not self._cov:
-                self.interrupted_by = "another coverage.py measurement started after tia's and took over"
-            if self.interrupted_by is None:
-                self._cov.stop()
-                self._hand_over()
+            self._stop_engine()
             for key, value in self._saved_env.items():
                 if value is None:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
 
-    def take_over(self) -> None:
-        """Put tia's measurement back on top of one that started after it."""
-        other = coverage_on_top()
-        if not self._active or other is None or other is self._cov or self.interrupted_by:
-            return
-        # Only the last one started may stop; restarting keeps each one's data.
-        other.stop()  # type: ignore[attr-defined]
-        self._cov.stop()
-        other.start()  # type: ignore[attr-defined]
-        self._cov.start()
-        self._cov.switch_context(self.context)
-        self._other = other  # type: ignore[assignment]
-
-    def _hand_over(self) -> None:
-        """Give the measurement tia's paused (pytest-cov's) the lines it missed meanwhile."""
-        other = self._other
-        if other is None or coverage_on_top() is not other:
-            return
-        ours = self._cov.get_data()
-        try:
-            with warnings.catch_warnings():
-                # Its collector was paused all along, so coverage.py finds its data empty, for now.
-                warnings.filterwarnings("ignore", message="No data was collected", category=Warning)
-                theirs = other.get_data()
-            # coverage.py's own per-file decision, as its collector would have made it.
-            files = [f for f in ours.measured_files() if other._should_trace(f, None).trace]  # type: ignore[arg-type]
-            if ours.has_arcs():
-                theirs.add_arcs({f: ours.arcs(f) or [] for f in files})
-            else:
-                theirs.add_lines({f: ours.lines(f) or [] for f in files})
-        except Exception as exc:  # a coverage.py whose internals moved: its report lacks the tests
-            print(f"tia: warning: could not share what tia measured with coverage.py: {exc}", file=sys.stderr)
-
     def lines(self) -> dict[str, dict[str, set[int]]]:
         """context -> repository-relative path -> executed line numbers."""
         import coverage
 
         out: dict[str, dict[str, set[int]]] = {}
-        datas = [self._cov.get_data()]
+
+        def add(ctx: str, filename: str, linenos: Any) -> None:
+            rel = self._relative(filename)
+            if rel is not None:
+                out.setdefault(ctx, {}).setdefault(rel, set()).update(linenos)
+
+        for ctx, files in self._engine_lines().items():
+            for filename, linenos in files.items():
+                add(ctx, filename, linenos)
         for path in sorted(Path(self._subdir).glob("sub.*")):
             sub = coverage.CoverageData(str(path))
             try:
                 sub.read()
             except Exception:  # a subprocess killed while writing: keep what the others saw
                 continue
-            datas.append(sub)
-        for data in datas:
-            for filename in data.measured_files():
-                rel = self._relative(filename)
-                if rel is None:
-                    continue
-                for lineno, contexts in data.contexts_by_lineno(filename).items():
+            for filename in sub.measured_files():
+                for lineno, contexts in sub.contexts_by_lineno(filename).items():
                     for ctx in contexts:
-                        out.setdefault(ctx, {}).setdefault(rel, set()).add(lineno)
+                        add(ctx, filename, (lineno,))
         shutil.rmtree(self._subdir, ignore_errors=True)
         return out
 
@@ -251,6 +239,190 @@ class CoverageRecorder:
                 frame = frame.f_back
 
 
+class CoverageRecorder(Recorder):
+    """The ``coverage`` engine: coverage.py's ctrace core with a context per label."""
+
+    def __init__(self, root: Path, import_contexts: tuple[str, ...]) -> None:
+        import coverage
+
+        super().__init__(root, import_contexts)
+        self._other = coverage.Coverage.current()
+        self._cov = coverage.Coverage(
+            data_file=None,
+            config_file=False,
+            branch=False,
+            include=[f"{root}/*"],
+            omit=self._omit,
+        )
+        # Per-test contexts need a core that supports them: never sysmon (coverage.py #2200).
+        self._cov.set_option("run:core", "ctrace")
+        if self._other is not None and self._other.config.branch:
+            # What we hand over must be of the kind the other measurement collects.
+            self._cov.set_option("run:branch", True)
+
+    def _start_engine(self) -> None:
+        self._cov.start()
+
+    def _switch_engine(self, context: str) -> None:
+        if self.interrupted_by is None and coverage_on_top() is not self._cov:
+            self.interrupted_by = TAKEN_OVER
+        self._cov.switch_context(context)
+
+    def _stop_engine(self) -> None:
+        if self.interrupted_by is None and coverage_on_top() is not self._cov:
+            self.interrupted_by = TAKEN_OVER
+        if self.interrupted_by is None:
+            self._cov.stop()
+            self._hand_over()
+
+    def take_over(self) -> None:
+        other = coverage_on_top()
+        if not self._active or other is None or other is self._cov or self.interrupted_by:
+            return
+        # Only the last one started may stop; restarting keeps each one's data.
+        other.stop()  # type: ignore[attr-defined]
+        self._cov.stop()
+        other.start()  # type: ignore[attr-defined]
+        self._cov.start()
+        self._cov.switch_context(self.context)
+        self._other = other  # type: ignore[assignment]
+
+    def _hand_over(self) -> None:
+        """Give the measurement tia's paused (pytest-cov's) the lines it missed meanwhile."""
+        other = self._other
+        if other is None or coverage_on_top() is not other:
+            return
+        ours = self._cov.get_data()
+        try:
+            with warnings.catch_warnings():
+                # Its collector was paused all along, so coverage.py finds its data empty, for now.
+                warnings.filterwarnings("ignore", message="No data was collected", category=Warning)
+                theirs = other.get_data()
+            # coverage.py's own per-file decision, as its collector would have made it.
+            files = [f for f in ours.measured_files() if other._should_trace(f, None).trace]  # type: ignore[arg-type]
+            if ours.has_arcs():
+                theirs.add_arcs({f: ours.arcs(f) or [] for f in files})
+            else:
+                theirs.add_lines({f: ours.lines(f) or [] for f in files})
+        except Exception as exc:  # a coverage.py whose internals moved: its report lacks the tests
+            print(f"tia: warning: could not share what tia measured with coverage.py: {exc}", file=sys.stderr)
+
+    def _engine_lines(self) -> dict[str, dict[str, set[int]]]:
+        out: dict[str, dict[str, set[int]]] = {}
+        data = self._cov.get_data()
+        for filename in data.measured_files():
+            for lineno, contexts in data.contexts_by_lineno(filename).items():
+                for ctx in contexts:
+                    out.setdefault(ctx, {}).setdefault(filename, set()).add(lineno)
+        return out
+
+
+class MonitoringRecorder(Recorder):
+    """The ``monitoring`` engine (Python 3.12+): code objects entered, per context.
+
+    Attributes (besides `Recorder`'s):
+        entered: context -> ids of the repository's code objects that started or resumed in it.
+
+    Code objects are told apart by identity, never by equality: two functions with the
+    same name, line and body in different files compare equal.
+    """
+
+    # coverage.py takes id 1 (sys.monitoring.COVERAGE_ID); debuggers 0, profilers 2.
+    _TOOL_IDS = (4, 3)
+
+    def __init__(self, root: Path, import_contexts: tuple[str, ...]) -> None:
+        super().__init__(root, import_contexts)
+        self.entered: dict[str, set[int]] = {}
+        self._current: set[int] = set()
+        # id(code) -> the code object (held, so that its id is never reused) and its file's
+        # canonical path if it is one of the repository's files, else None.
+        self._wanted: dict[int, tuple[CodeType, str | None]] = {}
+        self._tool: int | None = None
+
+    def _start_engine(self) -> None:
+        monitoring = sys.monitoring  # type: ignore[attr-defined]
+        free = [i for i in self._TOOL_IDS if monitoring.get_tool(i) is None]
+        if not free:
+            from tia.errors import TiaError
+
+            raise TiaError(
+                "every sys.monitoring tool id tia can use is taken",
+                hint="use the coverage engine: --engine coverage",
+            )
+        self._tool = free[0]
+        monitoring.use_tool_id(self._tool, "tia")
+        events = monitoring.events
+        monitoring.register_callback(self._tool, events.PY_START, self._on_code)
+        monitoring.register_callback(self._tool, events.PY_RESUME, self._on_code)
+        monitoring.set_events(self._tool, events.PY_START | events.PY_RESUME)
+
+    def _on_code(self, code: CodeType, offset: int) -> Any:
+        key = id(code)
+        entry = self._wanted.get(key)
+        if entry is None:
+            entry = self._wanted[key] = (code, self._repository_file(code.co_filename))
+        if entry[1] is not None:
+            self._current.add(key)
+        # Once per code object per context: `switch` re-arms every event.
+        return sys.monitoring.DISABLE  # type: ignore[attr-defined]
+
+    def _repository_file(self, filename: str) -> str | None:
+        """The canonical path of a code object's file if tia records it, else None."""
+        if not os.path.isabs(filename):
+            return None  # "<frozen os>", "<string>": no file
+        # As coverage.py does: `pythonpath = ..` or a symlink gives a path that is not canonical.
+        filename = os.path.realpath(filename)
+        if not filename.startswith(self._prefix):
+            return None
+        if any(fnmatch.fnmatchcase(filename, pattern) for pattern in self._omit):
+            return None
+        return filename
+
+    def _switch_engine(self, context: str) -> None:
+        self._current = self.entered.setdefault(context, set())
+        sys.monitoring.restart_events()  # type: ignore[attr-defined]
+
+    def _stop_engine(self) -> None:
+        if self._tool is None:
+            return
+        monitoring = sys.monitoring  # type: ignore[attr-defined]
+        monitoring.set_events(self._tool, 0)
+        monitoring.register_callback(self._tool, monitoring.events.PY_START, None)
+        monitoring.register_callback(self._tool, monitoring.events.PY_RESUME, None)
+        monitoring.free_tool_id(self._tool)
+        self._tool = None
+
+    def _engine_lines(self) -> dict[str, dict[str, set[int]]]:
+        body: dict[int, set[int]] = {}
+        out: dict[str, dict[str, set[int]]] = {}
+        for ctx, keys in self.entered.items():
+            for key in keys:
+                code, filename = self._wanted[key]
+                if key not in body:
+                    body[key] = _body_lines(code)
+                out.setdefault(ctx, {}).setdefault(filename, set()).update(body[key])  # type: ignore[arg-type]
+        return out
+
+
+def _body_lines(code: CodeType) -> set[int]:
+    """The lines of a code object's own instructions after its prologue (up to ``RESUME``):
+    the lines coverage.py would report once the code runs, minus the ``def`` header a
+    call does not execute."""
+    body_start = _after_resume(code.co_code)
+    return {line for _, end, line in code.co_lines() if line and end > body_start}
+
+
+_RESUME = dis.opmap.get("RESUME", -1)
+
+
+def _after_resume(bytecode: bytes) -> int:
+    """The offset just past the first ``RESUME`` instruction (instructions are 2 bytes wide)."""
+    for offset in range(0, len(bytecode), 2):
+        if bytecode[offset] == _RESUME:
+            return offset + 2
+    return 0
+
+
 def coverage_on_top() -> object | None:
     """The coverage.py measurement that is tracing now (the last one started), if any."""
     import coverage
@@ -260,7 +432,7 @@ def coverage_on_top() -> object | None:
 
 # Audit hooks cannot be removed, so one hook is installed per process and routes
 # events to whichever recorder is current.
-_hook_state: dict[str, CoverageRecorder | None] = {"recorder": None}
+_hook_state: dict[str, Recorder | None] = {"recorder": None}
 
 
 def _audit(event: str, args: tuple[object, ...]) -> None:
@@ -271,7 +443,7 @@ def _audit(event: str, args: tuple[object, ...]) -> None:
             recorder.on_open(*args)
 
 
-def _install_audit_hook(recorder: CoverageRecorder) -> None:
+def _install_audit_hook(recorder: Recorder) -> None:
     """Route ``open`` events to `recorder`."""
     if "installed" not in _hook_state:
         sys.addaudithook(_audit)

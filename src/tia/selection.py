@@ -25,10 +25,12 @@ import posixpath
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from tia.records import RunFacts, TestRecord
-from tia.scopes import FileDiff
+
+if TYPE_CHECKING:  # the coordinator loads tia.scopes when a file changed: `diff` hands its FileDiffs
+    from tia.scopes import FileDiff
 
 MODULE = "<module>"
 

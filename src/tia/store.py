@@ -16,6 +16,12 @@ Layout (schema 1)::
     snap:<id>         {path: blob id} of the work tree a run started from
     stat              {path: [mtime_ns, size, blob id]} so unchanged files are not re-hashed
     facts             `RunFacts`
+    env               {"stamp": ..., "env": Environment}: the environment's fingerprint, reused
+                      while `tia.environment.stamp` is the same
+    quiet             the last plan that found nothing to run, with what it was computed from
+                      (see `tia.project`); `write_run`, `evict` and `replace_map` drop it
+
+The ``env`` and ``quiet`` records are caches: any tia may ignore or delete them.
 
 Schema history:
 
@@ -25,7 +31,6 @@ Schema history:
 from __future__ import annotations
 
 import contextlib
-import datetime
 import errno
 import json
 import os
@@ -35,16 +40,20 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import diskcache
 from diskcache.core import MODE_RAW
 
 from tia.errors import CorruptStoreError, StoreError
 from tia.records import RecordError, RunFacts, TestRecord, safe_path
-from tia.scopes import FileIndex
+
+if TYPE_CHECKING:  # tia.scopes loads when an index is read: a run with nothing to do reads none
+    from tia.scopes import FileIndex
 
 SCHEMA = 1
+ENV = "env"
+QUIET = "quiet"
 
 # Settings diskcache writes itself, with the values tia asks for; anything else
 # in the Settings table means the file was not written by tia.
@@ -238,6 +247,8 @@ class Store:
 
     def quarantine(self, reason: str) -> None:
         """Move an unusable map aside (never delete it) and start a new one."""
+        import datetime
+
         self.close()
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         aside = self.directory.with_name(f"{self.directory.name}.corrupt-{stamp}")
@@ -307,6 +318,8 @@ class Store:
         return records
 
     def index(self, sha: str) -> FileIndex | None:
+        from tia.scopes import FileIndex
+
         data = self._get("index:" + sha)
         if data is None:
             return None
@@ -351,19 +364,49 @@ class Store:
         except RecordError as exc:
             raise CorruptStoreError(f"invalid run facts: {exc}") from exc
 
+    def environment(self, stamp: str) -> Any:
+        """The environment fingerprint saved with `stamp` by `put_environment` (unchecked
+        JSON: the caller validates it), or None."""
+        data = self._get(ENV)
+        return data.get("env") if isinstance(data, dict) and data.get("stamp") == stamp else None
+
+    def quiet(self) -> Any:
+        """The plan saved by `put_quiet` (unchecked JSON: the caller validates it), or None."""
+        return self._get(QUIET)
+
     # -- writing -------------------------------------------------------------
 
     def _write_error(self, exc: Exception) -> StoreError:
         return StoreError(f"cannot write the map in {self.directory}: {exc}")
 
-    def put_stat_cache(self, stat: dict[str, list[Any]]) -> None:
+    def _put_cache(self, key: str, value: Any, what: str) -> None:
+        """Save a cache record (best effort); on a map that has no meta record yet (no run
+        stored), write one too, so that the next open does not take the map for corrupt."""
         try:
             with self.cache.transact():
                 if self.meta() is None:
                     self.cache.set("meta", {"schema": SCHEMA})
-                self.cache.set("stat", stat)
+                self.cache.set(key, value)
         except (sqlite3.Error, OSError) as exc:
-            self.warn(f"could not save file hashes: {exc}")
+            self.warn(f"could not save {what}: {exc}")
+
+    def put_stat_cache(self, stat: dict[str, list[Any]]) -> None:
+        self._put_cache("stat", stat, "file hashes")
+
+    def put_environment(self, stamp: str, env: dict[str, Any]) -> None:
+        self._put_cache(ENV, {"stamp": stamp, "env": env}, "the environment's fingerprint")
+
+    def put_quiet(self, quiet: dict[str, Any], indexes: dict[str, FileIndex]) -> None:
+        """Save a plan that found nothing to run, with the file indexes that computing it
+        needed and the map lacked: with them, the map alone gives the same plan again."""
+        try:
+            with self.cache.transact():
+                for sha, index in indexes.items():
+                    if ("index:" + sha) not in self.cache:
+                        self.cache.set("index:" + sha, index.to_json())
+                self.cache.set(QUIET, quiet)
+        except (sqlite3.Error, OSError) as exc:
+            self.warn(f"could not save the plan: {exc}")
 
     def write_run(
         self,
@@ -380,6 +423,7 @@ class Store:
         snap_id, listing = snapshot
         try:
             with self.cache.transact():
+                self.cache.delete(QUIET)
                 if replace_all:
                     for key in list(self.cache.iterkeys()):
                         if key.startswith("test:"):
@@ -435,6 +479,8 @@ class Store:
         gone = 0
         try:
             with self.cache.transact():
+                # An index gone changes how a later plan diffs that version (from git, or not at all).
+                self.cache.delete(QUIET)
                 for key in list(self.cache.iterkeys()):
                     kind, _, ident = key.partition(":")
                     if (kind == "index" and ident not in referenced_blobs) or (

@@ -1,0 +1,168 @@
+"""Both recording engines record the same dependencies: coverage.py's lines and sys.monitoring's
+code objects, reduced to scopes, must agree test by test (the monitoring engine is the default
+on Python 3.12+ only because they do)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import SAMPLE, GitProject
+from tia.store import Store
+
+pytestmark = pytest.mark.slow
+
+needs_monitoring = pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring is Python 3.12+")
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "shop"
+
+# Beyond the sample: a generator started in one test and resumed in another, a thread,
+# a subprocess, a session fixture, a class-scoped fixture, a decorated function, and two
+# files whose functions compile to equal code objects (equal name, line and body).
+TWIN = """
+    def same():
+        return 1
+    """
+EXTRAS = {
+    "pkg/twin_a.py": TWIN,
+    "pkg/twin_b.py": TWIN,
+    "tests/test_twins.py": """
+        from pkg import twin_a, twin_b
+
+
+        def test_a():
+            assert twin_a.same() == 1
+
+
+        def test_b():
+            assert twin_b.same() == 1
+        """,
+    "pkg/flow.py": """
+        import functools
+        import subprocess
+        import sys
+        import threading
+
+
+        def numbers():
+            yield 1
+            yield 2
+
+
+        STREAM = numbers()
+
+
+        def traced(func):
+            @functools.wraps(func)
+            def wrapper(*args):
+                return func(*args)
+
+            return wrapper
+
+
+        @traced
+        def double(x):
+            return 2 * x
+
+
+        def in_thread():
+            out = []
+            worker = threading.Thread(target=lambda: out.append(double(4)))
+            worker.start()
+            worker.join()
+            return out[0]
+
+
+        def in_subprocess():
+            code = "import pkg.consts; print(pkg.consts.FACTOR)"
+            return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+        """,
+    "tests/test_flow.py": """
+        import pytest
+
+        from pkg import flow
+
+
+        @pytest.fixture(scope="session")
+        def started():
+            return next(flow.STREAM)
+
+
+        class TestFlow:
+            @pytest.fixture(scope="class")
+            def doubled(self):
+                return flow.double(1)
+
+            def test_first(self, started, doubled):
+                assert (started, doubled) == (1, 2)
+
+            def test_second(self):
+                assert next(flow.STREAM) == 2
+
+
+        def test_thread():
+            assert flow.in_thread() == 8
+
+
+        def test_subprocess():
+            assert flow.in_subprocess().strip() == "2"
+        """,
+}
+
+
+def mapped_with(source: Path, target: Path, engine: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(".tia", ".git"))
+    project = GitProject(target)
+    project.commit("initial")
+    result = project.tia("map", "-n", "0", "--engine", engine)
+    assert result.rc == 0, result
+    store = Store(target / ".tia", print).open()
+    try:
+        deps = {n: {p: scopes for p, (_, scopes) in r.deps.items()} for n, r in store.tests().items()}
+        return deps, store.facts().to_json()
+    finally:
+        store.close()
+
+
+@needs_monitoring
+@pytest.mark.parametrize("source", ["sample", "example"])
+def test_both_engines_record_the_same_dependencies(source: str, tmp_path: Path) -> None:
+    origin = EXAMPLE
+    if source == "sample":
+        origin = tmp_path / "origin"
+        for rel, text in {**SAMPLE, **EXTRAS}.items():
+            target = origin / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    by_coverage = mapped_with(origin, tmp_path / "coverage", "coverage")
+    by_monitoring = mapped_with(origin, tmp_path / "monitoring", "monitoring")
+    assert by_monitoring == by_coverage
+    deps = by_coverage[0]
+    assert deps, "nothing was recorded"
+    if source == "sample":
+        # The generator resumed by test_second, the thread's and the subprocess's code all count.
+        assert "numbers" in deps["tests/test_flow.py::TestFlow::test_second"]["pkg/flow.py"]
+        assert "double" in deps["tests/test_flow.py::test_thread"]["pkg/flow.py"]
+        assert "pkg/consts.py" in deps["tests/test_flow.py::test_subprocess"]
+        assert deps["tests/test_twins.py::test_b"]["pkg/twin_b.py"] == frozenset({"same"})
+        assert "same" not in deps["tests/test_twins.py::test_b"].get("pkg/twin_a.py", ())
+
+
+@needs_monitoring
+def test_the_monitoring_engine_is_the_default_on_python_3_12(mapped: GitProject) -> None:
+    from tia.config import load_config
+
+    assert load_config(mapped.path, mapped.path, environ={}).engine == "monitoring"
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="the engine exists on Python 3.12+")
+def test_the_monitoring_engine_before_python_3_12_is_a_usage_error(mapped: GitProject) -> None:
+    result = mapped.tia("map", "--engine", "monitoring")
+    assert result.rc == 2, result
+    assert result.stderr.strip() == (
+        "tia: error: the monitoring engine needs Python 3.12 or later (this Python can use: coverage)"
+    )
