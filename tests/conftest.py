@@ -210,6 +210,28 @@ ALL_SAMPLE_TESTS = {
 }
 
 
+def sample_remote(tmp_path: Path) -> Path:
+    """A bare repository holding the committed sample project on main: a team's remote."""
+    seed = GitProject(tmp_path / "seed")
+    for rel, text in SAMPLE.items():
+        seed.write(rel, text)
+    seed.commit("initial")
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(seed.path), str(remote)], check=True)
+    return remote
+
+
+def clone_of(remote: Path, path: Path) -> GitProject:
+    """A clone of `remote` at `path` (with ``origin/HEAD``, as `git clone` leaves it)."""
+    subprocess.run(["git", "clone", "-q", str(remote), str(path)], check=True)
+    project = GitProject.__new__(GitProject)
+    project.path = path
+    project.git("config", "user.name", "tia tests")
+    project.git("config", "user.email", "tests@tia.invalid")
+    project.git("config", "commit.gpgsign", "false")
+    return project
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> GitProject:
     """A small committed project on branch main, not yet mapped."""

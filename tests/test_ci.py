@@ -7,14 +7,13 @@ import json
 import re
 import shlex
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.conftest import ALL_SAMPLE_TESTS, SAMPLE, GitProject
+from tests.conftest import ALL_SAMPLE_TESTS, GitProject, clone_of, sample_remote
 from tia.cli import _parser
 from tia.selection import shard_of
 from tia.store import Store
@@ -126,26 +125,12 @@ def everything_in(store_dir: Path) -> str:
 
 @pytest.mark.slow
 def test_a_map_restored_into_another_checkout_selects_what_the_branch_changed(tmp_path: Path) -> None:
-    seed = GitProject(tmp_path / "seed")
-    for rel, text in SAMPLE.items():
-        seed.write(rel, text)
-    seed.commit("initial")
-    remote = tmp_path / "remote.git"
-    subprocess.run(["git", "clone", "-q", "--bare", str(seed.path), str(remote)], check=True)
-
-    def checkout(name: str) -> GitProject:
-        subprocess.run(["git", "clone", "-q", str(remote), str(tmp_path / name)], check=True)
-        project = GitProject.__new__(GitProject)
-        project.path = tmp_path / name
-        project.git("config", "user.name", "ci")
-        project.git("config", "user.email", "ci@tia.invalid")
-        return project
-
-    main_job = checkout("main-job")
+    remote = sample_remote(tmp_path)
+    main_job = clone_of(remote, tmp_path / "main-job")
     assert main_job.run().ran() == ALL_SAMPLE_TESTS  # no map yet: it maps everything
     assert str(main_job.path) not in everything_in(main_job.path / ".tia")
 
-    pr_job = checkout("pr-job")
+    pr_job = clone_of(remote, tmp_path / "pr-job")
     pr_job.git("checkout", "-q", "-b", "pr")
     pr_job.replace("pkg/uses.py", "return x * consts.FACTOR", "return consts.FACTOR * x")
     pr_job.commit("pr change")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SAMPLE, GitProject, Result, clean_env
+from tests.conftest import GitProject, Result, clean_env, clone_of, sample_remote
 
 pytestmark = pytest.mark.slow
 
@@ -46,19 +46,7 @@ def remote_branches(remote: Path) -> set[str]:
 @pytest.fixture
 def clone(tmp_path: Path) -> GitProject:
     """A developer's clone of a remote holding the sample project, mapped by tia."""
-    seed = GitProject(tmp_path / "seed")
-    for rel, text in SAMPLE.items():
-        seed.write(rel, text)
-    seed.commit("initial")
-    remote = tmp_path / "remote.git"
-    subprocess.run(["git", "clone", "-q", "--bare", str(seed.path), str(remote)], check=True)
-    work = tmp_path / "work"
-    subprocess.run(["git", "clone", "-q", str(remote), str(work)], check=True)
-    project = GitProject.__new__(GitProject)
-    project.path = work
-    project.git("config", "user.name", "tia tests")
-    project.git("config", "user.email", "tests@tia.invalid")
-    project.git("config", "commit.gpgsign", "false")
+    project = clone_of(sample_remote(tmp_path), tmp_path / "work")
     assert project.tia("map").rc == 0
     project.git("checkout", "-q", "-b", "feature")
     return project

@@ -291,7 +291,7 @@ def _shard_rows(plan: Plan, shard: tuple[int, int] | None) -> list[str] | None:
     from tia.report import selection_rows
     from tia.selection import shard_of
 
-    rows = selection_rows(plan, [], None)
+    rows = selection_rows(plan, [])
     mine = shard_of(rows, plan.durations, *shard)
     return [n for n in rows if n in mine]
 
@@ -309,7 +309,7 @@ def _print_selection(plan: Plan, nodeids: list[str] | None, as_json: bool) -> No
     """Print the selection (`nodeids`, or the plan's own), one test per line with its reasons."""
     from tia.report import reasons_of, selection_doc, selection_rows
 
-    rows = nodeids if nodeids is not None else selection_rows(plan, [], None)
+    rows = nodeids if nodeids is not None else selection_rows(plan, [])
     if as_json:
         print(json.dumps(selection_doc(plan, rows), indent=1))
         return
@@ -352,7 +352,7 @@ def cmd_select(args: argparse.Namespace) -> int:
             new = [n for n in selected or [] if n not in plan.known]
     if not args.json:
         _say(plan.summary())
-    _print_selection(plan, selection_rows(plan, new, None), as_json=args.json)
+    _print_selection(plan, selection_rows(plan, new), as_json=args.json)
     return ExitCode.OK
 
 

@@ -30,10 +30,10 @@ def reasons_of(plan: Plan, nodeid: str) -> list[dict[str, str]]:
     return [r.to_json() for r in reasons] if reasons else [dict(NEW_REASON)]
 
 
-def selection_rows(plan: Plan, new: list[str], collected: list[str] | None) -> list[str]:
-    """The node ids a selection lists, last failures first."""
+def selection_rows(plan: Plan, new: list[str]) -> list[str]:
+    """The node ids a selection lists, last failures first, then `new` ones."""
     if plan.mode == "all":
-        return list(collected or sorted(plan.known))
+        return sorted(plan.known)
     failed = set(plan.selection.failed)
     return sorted(plan.selection.reasons, key=lambda n: (n not in failed, n)) + list(new)
 
@@ -70,7 +70,7 @@ def run_doc(
     got that far); a test that was selected but did not run (``-x``, Ctrl-C) has
     a null outcome and duration."""
     outcomes = (payload or {}).get("outcomes", {})
-    nodeids = selected if selected is not None else selection_rows(plan, [], None)
+    nodeids = selected if selected is not None else selection_rows(plan, [])
     tests = []
     for nodeid in nodeids:
         result = outcomes.get(nodeid) or {}
