@@ -48,6 +48,11 @@ class GitProject:
         target.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
         return target
 
+    def write_all(self, files: dict[str, str], under: str = "") -> None:
+        """Write every `rel -> text` of `files`, below the directory `under` if given."""
+        for rel, text in files.items():
+            self.write(f"{under}/{rel}" if under else rel, text)
+
     def read(self, rel: str) -> str:
         return (self.path / rel).read_text(encoding="utf-8")
 
@@ -213,12 +218,19 @@ ALL_SAMPLE_TESTS = {
 def sample_remote(tmp_path: Path) -> Path:
     """A bare repository holding the committed sample project on main: a team's remote."""
     seed = GitProject(tmp_path / "seed")
-    for rel, text in SAMPLE.items():
-        seed.write(rel, text)
+    seed.write_all(SAMPLE)
     seed.commit("initial")
     remote = tmp_path / "remote.git"
     subprocess.run(["git", "clone", "-q", "--bare", str(seed.path), str(remote)], check=True)
     return remote
+
+
+def shallow_clone(source: Path, target: Path) -> None:
+    """A clone of `source` one commit deep, with every branch (what CI checkouts often are)."""
+    subprocess.run(
+        ["git", "clone", "-q", "--depth", "1", "--no-single-branch", f"file://{source}", str(target)],
+        check=True,
+    )
 
 
 def clone_of(remote: Path, path: Path) -> GitProject:
@@ -236,8 +248,7 @@ def clone_of(remote: Path, path: Path) -> GitProject:
 def project(tmp_path: Path) -> GitProject:
     """A small committed project on branch main, not yet mapped."""
     proj = GitProject(tmp_path / "proj")
-    for rel, text in SAMPLE.items():
-        proj.write(rel, text)
+    proj.write_all(SAMPLE)
     proj.commit("initial")
     return proj
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -134,10 +133,7 @@ def test_both_engines_record_the_same_dependencies(source: str, tmp_path: Path) 
     origin = EXAMPLE
     if source == "sample":
         origin = tmp_path / "origin"
-        for rel, text in {**SAMPLE, **EXTRAS}.items():
-            target = origin / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        GitProject(origin).write_all({**SAMPLE, **EXTRAS})
     by_coverage = mapped_with(origin, tmp_path / "coverage", "coverage")
     by_monitoring = mapped_with(origin, tmp_path / "monitoring", "monitoring")
     assert by_monitoring == by_coverage

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ALL_SAMPLE_TESTS, GitProject, clean_env
+from tests.conftest import ALL_SAMPLE_TESTS, GitProject, clean_env, shallow_clone
 
 pytestmark = pytest.mark.slow
 
@@ -55,10 +55,7 @@ def test_a_shallow_clone_without_the_merge_base_says_how_to_deepen(
     mapped.write("pkg/old.py", "Z = 1\n")
     mapped.commit("diverge")
     clone = tmp_path / "shallow"
-    subprocess.run(
-        ["git", "clone", "-q", "--depth", "1", "--no-single-branch", f"file://{mapped.path}", str(clone)],
-        check=True,
-    )
+    shallow_clone(mapped.path, clone)
     subprocess.run(["git", "checkout", "-q", "feature"], cwd=clone, check=True)
     proc = subprocess.run(
         [sys.executable, "-m", "tia", "select", "--since", "origin/old"],

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ALL_SAMPLE_TESTS, SAMPLE, GitProject
+from tests.conftest import ALL_SAMPLE_TESTS, SAMPLE, GitProject, shallow_clone
 
 pytestmark = pytest.mark.slow
 
@@ -65,10 +65,7 @@ def test_a_linked_worktree_of_a_shallow_clone_says_how_to_deepen(mapped: GitProj
     mapped.write("pkg/old.py", "Z = 1\n")
     mapped.commit("diverge")
     clone = tmp_path / "shallow"
-    subprocess.run(
-        ["git", "clone", "-q", "--depth", "1", "--no-single-branch", f"file://{mapped.path}", str(clone)],
-        check=True,
-    )
+    shallow_clone(mapped.path, clone)
     subprocess.run(
         ["git", "worktree", "add", "-q", "--detach", "../wt", "origin/main"], cwd=clone, check=True
     )
@@ -107,8 +104,7 @@ def app(tmp_path: Path) -> GitProject:
     """The sample project in app/ of a repository whose root holds no pytest configuration."""
     proj = GitProject(tmp_path / "repo")
     proj.write("README.md", "An application.\n")
-    for rel, text in SAMPLE.items():
-        proj.write(f"app/{rel}", text)
+    proj.write_all(SAMPLE, under="app")
     proj.commit("initial")
     return proj
 
@@ -218,8 +214,7 @@ MONOREPO = {
 @pytest.fixture
 def monorepo(tmp_path: Path) -> GitProject:
     proj = GitProject(tmp_path / "mono")
-    for rel, text in MONOREPO.items():
-        proj.write(rel, text)
+    proj.write_all(MONOREPO)
     proj.commit("initial")
     return proj
 
@@ -302,8 +297,7 @@ UNICODE = {
 @pytest.fixture
 def unicode_project(tmp_path: Path) -> GitProject:
     proj = GitProject(tmp_path / "prøjekt")
-    for rel, text in UNICODE.items():
-        proj.write(rel, text)
+    proj.write_all(UNICODE)
     proj.commit("initial")
     assert proj.tia("map").rc == 0
     return proj
@@ -378,8 +372,7 @@ WithSubmodule = tuple[GitProject, GitProject, Checkout]
 def with_submodule(project: GitProject, tmp_path: Path) -> WithSubmodule:
     """The sample project, mapped, with a submodule at vendor/lib whose data and module tests use."""
     upstream = GitProject(tmp_path / "lib")
-    for rel, text in VENDORED.items():
-        upstream.write(rel, text)
+    upstream.write_all(VENDORED)
     upstream.commit("lib")
     project.git(*FILE_PROTOCOL, "submodule", "--quiet", "add", str(upstream.path), "vendor/lib")
     project.replace("pyproject.toml", 'pythonpath = ["."]', 'pythonpath = [".", "vendor/lib"]')

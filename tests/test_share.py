@@ -47,8 +47,7 @@ class Source:
 def source(tmp_path_factory: pytest.TempPathFactory) -> Source:
     root = tmp_path_factory.mktemp("share")
     project = GitProject(root / "a")
-    for rel, text in SAMPLE.items():
-        project.write(rel, text)
+    project.write_all(SAMPLE)
     project.write("tests/test_fail.py", "def test_fails():\n    assert False\n")
     project.commit("initial")
     # Files older than the racy window go into the stat cache, which must not be exported.

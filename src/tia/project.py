@@ -64,17 +64,23 @@ class Plan:
     def selected(self) -> list[str]:
         return sorted(self.selection.reasons)
 
+    def _affected(self) -> tuple[int, int, str]:
+        """Tests selected by a change (not only as last failures), the files that chose
+        them, and `` since REF (merge-base SHA)`` when there is a base."""
+        affected = [rs for rs in self.selection.reasons.values() if any(r.rule != "failed" for r in rs)]
+        files = {r.file for rs in affected for r in rs if r.file}
+        since = f" since {self.base.ref} (merge-base {self.base.commit[:7]})" if self.base else ""
+        return len(affected), len(files), since
+
     def summary(self) -> str:
         """One line: how many tests, chosen by which kind of rule."""
         if self.mode == "all":
             return f"running every test: {self.why_all}"
         sel = self.selection
-        affected = [rs for rs in sel.reasons.values() if any(r.rule != "failed" for r in rs)]
-        files = {r.file for rs in affected for r in rs if r.file}
-        since = f" since {self.base.ref} (merge-base {self.base.commit[:7]})" if self.base else ""
+        affected, files, since = self._affected()
         return (
-            f"{len(sel.reasons)} of {len(self.known)} mapped tests selected: {len(affected)} affected by "
-            f"changes to {len(files)} file{'' if len(files) == 1 else 's'}{since}, "
+            f"{len(sel.reasons)} of {len(self.known)} mapped tests selected: {affected} affected by "
+            f"changes to {files} file{'' if files == 1 else 's'}{since}, "
             f"{len(sel.failed)} failed last time"
         )
 
@@ -82,17 +88,14 @@ class Plan:
         """One line for pytest's header, in pytest's voice."""
         if self.mode == "all":
             return f"tia: running every test: {self.why_all}"
-        sel = self.selection
-        affected = [rs for rs in sel.reasons.values() if any(r.rule != "failed" for r in rs)]
-        files = {r.file for rs in affected for r in rs if r.file}
+        affected, files, since = self._affected()
         line = (
-            f"tia: {len(affected):,} of {len(self.known):,} tests affected by {len(files):,} changed "
-            f"file{'' if len(files) == 1 else 's'}"
+            f"tia: {affected:,} of {len(self.known):,} tests affected by {files:,} changed "
+            f"file{'' if files == 1 else 's'}{since}"
         )
-        if self.base:
-            line += f" since {self.base.ref} (merge-base {self.base.commit[:7]})"
-        if sel.failed:
-            line += f"; {len(sel.failed):,} failed last time"
+        failed = self.selection.failed
+        if failed:
+            line += f"; {len(failed):,} failed last time"
         return line
 
     def unaffected_uncollected(self, rootdir: str) -> int:

@@ -401,12 +401,17 @@ class Store:
         needed and the map lacked: with them, the map alone gives the same plan again."""
         try:
             with self.cache.transact():
-                for sha, index in indexes.items():
-                    if ("index:" + sha) not in self.cache:
-                        self.cache.set("index:" + sha, index.to_json())
+                self._add_indexes(indexes)
                 self.cache.set(QUIET, quiet)
         except (sqlite3.Error, OSError) as exc:
             self.warn(f"could not save the plan: {exc}")
+
+    def _add_indexes(self, indexes: dict[str, FileIndex]) -> None:
+        """Store the file indexes the map lacks (inside the caller's transaction); content
+        addressed, so one already stored is the same."""
+        for sha, index in indexes.items():
+            if ("index:" + sha) not in self.cache:
+                self.cache.set("index:" + sha, index.to_json())
 
     def write_run(
         self,
@@ -432,9 +437,7 @@ class Store:
                     self.cache.delete("test:" + nodeid)
                 for nodeid, record in tests.items():
                     self.cache.set("test:" + nodeid, record.to_json())
-                for sha, index in indexes.items():
-                    if ("index:" + sha) not in self.cache:
-                        self.cache.set("index:" + sha, index.to_json())
+                self._add_indexes(indexes)
                 if ("snap:" + snap_id) not in self.cache:
                     self.cache.set("snap:" + snap_id, listing)
                 old = RunFacts() if replace_all else self.facts()
