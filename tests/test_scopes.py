@@ -543,6 +543,46 @@ def test_changing_a_function_body_changes_only_that_scope() -> None:
     assert result == FileDiff(module_changed=False, scopes=frozenset({"mul"}))
 
 
+CACHED = """
+    import functools
+    from functools import lru_cache
+
+
+    @functools.cache
+    def table():
+        return {"a": 1}
+
+
+    class Parser:
+        @lru_cache(maxsize=None)
+        def grammar(self):
+            return "g1"
+
+        @functools.cached_property
+        def size(self):
+            return 3
+
+        def parse(self):
+            return self.grammar()
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [('{"a": 1}', '{"a": 2}'), ('"g1"', '"g2"'), ("return 3", "return 4")],
+    ids=["cache", "lru_cache on a method", "cached_property"],
+)
+def test_changing_a_cached_body_is_a_module_change(old: str, new: str) -> None:
+    # It runs once per process, inside whichever test needs it first: no recording
+    # credits it to the tests that get its cached result.
+    assert diff(CACHED, CACHED.replace(old, new)).module_changed is True
+
+
+def test_changing_an_uncached_method_next_to_cached_ones_changes_only_it() -> None:
+    result = diff(CACHED, CACHED.replace("return self.grammar()", "return self.grammar() * 2"))
+    assert result == FileDiff(module_changed=False, scopes=frozenset({"Parser.parse"}))
+
+
 def test_changing_a_method_body_changes_only_that_method() -> None:
     result = diff(BASE, BASE.replace("* scale", "* scale * 1"))
     assert result.module_changed is False

@@ -312,21 +312,103 @@ def test_code_a_test_runs_in_a_python_subprocess_is_its_dependency(mapped: GitPr
 
 
 def test_verify_names_the_changed_dependency_of_a_missed_test(mapped: GitProject) -> None:
-    # The test imports pkg/core.py and reads its source text, so a comment-only edit (no AST
-    # change, nothing selected) fails it: a miss whose changed dependency verify can name.
+    # A cache written by hand: `_compute` runs only in the first test that asks, so the
+    # second test depends on pkg/memo.py (it runs `lookup`) but was never seen running
+    # `_compute`. An edit of `_compute` misses it: a miss whose changed dependency
+    # verify can name.
+    mapped.write_all(
+        {
+            "pkg/memo.py": """
+                _CACHE = {}
+
+
+                def _compute(key):
+                    return key * 2
+
+
+                def lookup(key):
+                    if key not in _CACHE:
+                        _CACHE[key] = _compute(key)
+                    return _CACHE[key]
+            """,
+            "tests/test_memo.py": """
+                from pkg.memo import lookup
+
+                def test_first():
+                    assert lookup(2) == 4
+
+                def test_second():
+                    assert lookup(2) == 4
+            """,
+        }
+    )
+    mapped.run()
+    mapped.replace("pkg/memo.py", "return key * 2", "return key * 3")
+    result = mapped.tia("run", "--verify")
+    assert "MISSED tests/test_memo.py::test_second" in result.stderr, result
+    assert "it depends on changed pkg/memo.py" in result.stderr
+    assert "test_first" not in result.stderr.split("MISSED", 1)[1]
+
+
+def test_a_python_file_read_as_text_is_a_dependency_on_its_every_byte(mapped: GitProject) -> None:
+    mapped.write("tests/data/sample_source.py", "def f():\n    return 1  # one\n")
     mapped.write(
-        "tests/test_text.py",
+        "tests/test_read_py.py",
         """
         from pathlib import Path
 
-        from pkg import core
-
-        def test_text():
-            assert "# multiply" in Path(core.__file__).read_text()
+        def test_reads_source():
+            text = (Path(__file__).parent / "data" / "sample_source.py").read_text()
+            assert "# one" in text
         """,
     )
+    mapped.commit("a test that reads Python source as data")
     mapped.run()
-    mapped.replace("pkg/core.py", "# multiply", "# times")
-    result = mapped.tia("run", "--verify")
-    assert "MISSED tests/test_text.py::test_text" in result.stderr, result
-    assert "it depends on changed pkg/core.py" in result.stderr
+    # Imported code still counts by its code: a comment in pkg/core.py selects nothing.
+    mapped.replace("pkg/core.py", "def mul(a, b):", "def mul(a, b):  # comment")
+    assert mapped.select() == {}
+    mapped.replace("tests/data/sample_source.py", "# one", "# two")
+    selected = mapped.select()
+    assert selected == {
+        "tests/test_read_py.py::test_reads_source": [
+            {"rule": "changed", "file": "tests/data/sample_source.py", "detail": "read as text"}
+        ]
+    }
+    mapped.commit("edit the comment")
+    since = mapped.select("--since", "HEAD~1")
+    assert set(since) == {"tests/test_read_py.py::test_reads_source"}
+    assert {"rule": "since", "file": "tests/data/sample_source.py", "detail": "read as text"} in since[
+        "tests/test_read_py.py::test_reads_source"
+    ]
+    assert mapped.run().failed() == {"tests/test_read_py.py::test_reads_source"}
+
+
+def test_a_change_to_a_cached_function_selects_the_tests_that_got_its_cached_result(
+    mapped: GitProject,
+) -> None:
+    mapped.write_all(
+        {
+            "pkg/settings.py": """
+                import functools
+
+                @functools.cache
+                def limits():
+                    return {"max": 10}
+            """,
+            "tests/test_settings.py": """
+                from pkg.settings import limits
+
+                def test_first():
+                    assert limits()["max"] == 10
+
+                def test_second():  # gets the cached dict: limits' body does not run here
+                    assert limits()["max"] > 5
+            """,
+        }
+    )
+    mapped.commit("a cached function")
+    mapped.run()
+    mapped.replace("pkg/settings.py", '{"max": 10}', '{"max": 1}')
+    both = {"tests/test_settings.py::test_first", "tests/test_settings.py::test_second"}
+    assert set(mapped.select()) == both
+    assert mapped.run().failed() == both

@@ -1,9 +1,17 @@
 """The Python environment tests run in: interpreter version and installed distributions.
 
-A change here can change any test's outcome, so tests recorded in another
+A change here can change a test's outcome, so tests recorded in another
 environment are selected again.  The project's own distribution, installed
 editable or from the repository, is not part of the environment: its code is
 tracked file by file.
+
+Each test is recorded against a *slice* of the environment: the interpreter and
+the distributions its process had imported from when it finished
+(`ImportedDistributions`), or the whole environment when it started another
+process, whose imports are not seen.  `difference` decides whether a test must
+run again: a new interpreter or a newly installed distribution (an optional
+import or a plugin found through entry points may now succeed) runs everything;
+an upgraded, downgraded or removed distribution runs the tests that imported it.
 
 `current` reads every distribution's metadata, which costs tens of milliseconds;
 `stamp` only lists and stats what that reading depends on, so the coordinator can
@@ -18,6 +26,7 @@ import os
 import stat
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,18 +45,33 @@ _READ_FILES = ("METADATA", "PKG-INFO", "direct_url.json")
 
 @dataclass(frozen=True)
 class Environment:
-    """A fingerprint of the interpreter and its installed distributions."""
+    """A fingerprint of the interpreter and its installed distributions.
+
+    `complete` is False for a slice (`only`): the distributions some tests imported,
+    not every installed one.
+    """
 
     python: str
     distributions: dict[str, str]
+    complete: bool = True
 
     @property
     def id(self) -> str:
-        text = json.dumps([self.python, sorted(self.distributions.items())])
-        return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+        parts: list[object] = [self.python, sorted(self.distributions.items())]
+        if not self.complete:
+            parts.append("slice")
+        return hashlib.blake2b(json.dumps(parts).encode(), digest_size=8).hexdigest()
+
+    def only(self, names: Iterable[str]) -> Environment:
+        """The slice of this environment that holds the distributions in `names`."""
+        dists = self.distributions
+        return Environment(self.python, {n: dists[n] for n in sorted(names) if n in dists}, complete=False)
 
     def to_json(self) -> dict[str, object]:
-        return {"python": self.python, "distributions": self.distributions}
+        out: dict[str, object] = {"python": self.python, "distributions": self.distributions}
+        if not self.complete:
+            out["complete"] = False
+        return out
 
     @classmethod
     def from_json(cls, data: Any) -> Environment:
@@ -61,7 +85,10 @@ class Environment:
             or not all(isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in dists.items())
         ):
             raise ValueError("not an environment fingerprint")
-        return cls(python=python, distributions=dict(dists))
+        complete = data.get("complete", True)
+        if not isinstance(complete, bool):
+            raise ValueError("not an environment fingerprint")
+        return cls(python=python, distributions=dict(dists), complete=complete)
 
     def describe_change(self, old: dict[str, object]) -> str:
         """A short phrase naming what differs from an older fingerprint."""
@@ -76,6 +103,129 @@ class Environment:
             if a != b:
                 changes.append(f"{name} {a or '(none)'} -> {b or '(none)'}")
         return ", ".join(changes[:3]) + (" ..." if len(changes) > 3 else "") or "installed packages changed"
+
+
+def difference(now: Environment, then: Environment, base: Environment | None) -> tuple[str, str] | None:
+    """Whether a test recorded in `then` may behave differently in `now`.
+
+    `base` is the complete environment `then` was sliced from.  Returns None, or
+    ``("all", why)`` when the change can reach any test, or ``("changed", why)``
+    when it reaches the test only through distributions it imported.
+    """
+    if then.python != now.python:
+        return "all", f"Python {then.python} -> {now.python}"
+    if then.complete:
+        if then.distributions == now.distributions:
+            return None
+        return "all", now.describe_change(then.to_json())
+    if base is None or base.python != then.python:
+        return "all", "installed packages changed"
+    added = sorted(now.distributions.keys() - base.distributions.keys())
+    if added:
+        more = f" (and {len(added) - 1} more)" if len(added) > 1 else ""
+        return "all", f"{added[0]} {now.distributions[added[0]]} installed{more}"
+    moved = [n for n, v in then.distributions.items() if now.distributions.get(n, "(none)") != v]
+    if not moved:
+        return None
+    changes = [f"{n} {then.distributions[n]} -> {now.distributions.get(n) or '(none)'}" for n in moved]
+    return "changed", "imports " + ", ".join(changes[:3]) + (" ..." if len(changes) > 3 else "")
+
+
+def read_environments(value: Any) -> dict[str, tuple[Environment, str | None]]:
+    """The map's recorded environments, ``{id: {"env": ..., "base": id}}``, read back.
+
+    An entry that is malformed, or whose id does not match its content, is left out:
+    a test recorded in it then counts as recorded in an unknown environment.
+    """
+    out: dict[str, tuple[Environment, str | None]] = {}
+    if not isinstance(value, dict):
+        return out
+    for env_id, entry in value.items():
+        try:
+            env = Environment.from_json(entry.get("env"))
+        except (ValueError, AttributeError):
+            continue
+        base = entry.get("base")
+        if env.id == env_id and (base is None or isinstance(base, str)):
+            out[env_id] = (env, base)
+    return out
+
+
+def environments_to_json(envs: dict[str, tuple[Environment, str | None]]) -> dict[str, Any]:
+    return {
+        env_id: {"env": env.to_json(), **({"base": base} if base else {})}
+        for env_id, (env, base) in envs.items()
+    }
+
+
+class Slices:
+    """The environments one run's tests are recorded in: the whole one, and slices of it."""
+
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+        self.entries: dict[str, tuple[Environment, str | None]] = {env.id: (env, None)}
+        self._ids: dict[frozenset[str], str] = {}
+
+    def of(self, names: Iterable[str] | None) -> str:
+        """The id of the slice for a test that imported from `names`; None: it may
+        have used anything (it started a process)."""
+        if names is None:
+            return self.env.id
+        key = frozenset(names)
+        if key not in self._ids:
+            part = self.env.only(key)
+            self.entries[part.id] = (part, self.env.id)
+            self._ids[key] = part.id
+        return self._ids[key]
+
+
+class ImportedDistributions:
+    """The installed distributions this process has imported modules from, so far.
+
+    A test can only have used a distribution whose modules were imported by the
+    time it finished, so what `now` returns after each test is a safe slice for it.
+    Modules are mapped to distributions by their top-level name, as
+    `importlib.metadata.packages_distributions` lists them; a name shared by several
+    distributions (a namespace package) counts for all of them.  A distribution that
+    owns no importable name there (metadata only, or an editable install that adds a
+    path rather than a package) may be in use without tia seeing it, so it always
+    counts.
+    """
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+        self._size = -1
+        self._frozen: frozenset[str] = frozenset()
+        self._owners: dict[str, list[str]] | None = None
+
+    def now(self) -> frozenset[str]:
+        modules = sys.modules
+        # Modules are rarely removed, so an unchanged count means nothing was imported.
+        if len(modules) == self._size:
+            return self._frozen
+        if self._owners is None:
+            self._owners = self._start()
+        self._size = len(modules)
+        new = set(modules) - self._seen
+        self._seen.update(new)
+        names = {_normal(owner) for name in new for owner in self._owners.get(name.partition(".")[0], ())}
+        if not names <= self._frozen:
+            self._frozen = self._frozen | names
+        return self._frozen
+
+    def _start(self) -> dict[str, list[str]]:
+        from importlib import metadata
+
+        owners = metadata.packages_distributions()
+        owning = {_normal(name) for names in owners.values() for name in names}
+        every = {_normal(dist.metadata["Name"] or "") for dist in metadata.distributions()}
+        self._frozen = frozenset(every - owning - {""})
+        return owners
+
+
+def _normal(name: str) -> str:
+    """A distribution's name as `current` keys it."""
+    return name.lower().replace("_", "-")
 
 
 def _inside(path: str, root: Path) -> bool:
@@ -115,7 +265,7 @@ def current(root: Path) -> Environment:
         name = fields["Name"]
         if not name or _is_project(dist, root):
             continue
-        dists[name.lower().replace("_", "-")] = fields["Version"]
+        dists[_normal(name)] = fields["Version"]
     return Environment(python=python, distributions=dists)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from tia.records import Deps, RunFacts
+from tia.records import TEXT, Deps, RunFacts
 from tia.scopes import FileIndex
 
 SESSION = "S"
@@ -70,7 +70,9 @@ def scopes_by_context(
     for ctx, paths in reads.items():
         target = out.setdefault(ctx, {})
         for path in paths:
-            target.setdefault(path, set())
+            scopes = target.setdefault(path, set())
+            if path.endswith(".py"):  # the recorder keeps only reads of Python files as text
+                scopes.add(TEXT)
     return out
 
 

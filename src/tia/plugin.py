@@ -188,6 +188,8 @@ class TiaSession:
         self.controller = controller
         self.driver = driver
         self.recorder: Any = None
+        self.imported: Any = None
+        self.loaded: dict[str, frozenset[str]] = {}
         self.phases: dict[str, dict[str, pytest.TestReport]] = {}
         self.durations: dict[str, float] = {}
         self.test_plans: dict[str, Any] = {}
@@ -204,9 +206,11 @@ class TiaSession:
     def start_recording(self) -> None:
         if not self.plan.get("record", True):
             return
+        from tia.environment import ImportedDistributions
         from tia.mapping import IMPORT_CONTEXTS
         from tia.recorder import make_recorder
 
+        self.imported = ImportedDistributions()
         self.recorder = make_recorder(self.plan.get("engine", "coverage"), self.root, IMPORT_CONTEXTS)
         self.recorder.start()
 
@@ -259,6 +263,7 @@ class TiaSession:
             return (yield)
         finally:
             self._switch(SESSION)
+            self.loaded[item.nodeid] = self.imported.now()
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -411,6 +416,7 @@ class TiaSession:
         deps, facts = reduce_run(by_context, self.test_plans.values(), self.recorder.openers(), blob_of)
         from tia.records import deps_to_json
 
+        local.update(self._imported_distributions())
         local.update(
             deps={nodeid: deps_to_json(d) for nodeid, d in deps.items()},
             facts=facts.to_json(),
@@ -418,6 +424,23 @@ class TiaSession:
             indexes={sha: index.to_json() for sha, index in indexes.items()},
         )
         return local
+
+    def _imported_distributions(self) -> dict[str, Any]:
+        """Per test, an index into ``dist_sets``: the distributions imported by the time
+        it finished; -1 when this process started another (whose imports are unseen)
+        during the test or outside any test."""
+        from tia.mapping import TEST
+
+        spawned = self.recorder.spawned
+        anywhere = any(not context.startswith(TEST) for context in spawned)
+        sets: dict[frozenset[str], int] = {}
+        dists = {}
+        for nodeid, names in self.loaded.items():
+            if anywhere or TEST + nodeid in spawned:
+                dists[nodeid] = -1
+            else:
+                dists[nodeid] = sets.setdefault(names, len(sets))
+        return {"dist_sets": [sorted(names) for names in sets], "dists": dists}
 
     def _write(self, results: list[dict[str, Any]], exitstatus: int, session: pytest.Session) -> None:
         outcomes = {

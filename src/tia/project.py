@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 from tia import __version__
 from tia.config import Config
-from tia.environment import Environment
+from tia.environment import (
+    Environment,
+    Slices,
+    current,
+    difference,
+    environments_to_json,
+    read_environments,
+    stamp,
+)
 from tia.errors import StoreError, TiaError
 from tia.gitrepo import UNKNOWN_BLOB, Base, GitRepo
 from tia.records import FAILED_OUTCOMES, RecordError, RunFacts, TestRecord, deps_from_json, safe_path
@@ -195,8 +203,6 @@ class Project:
     def environment(self) -> Environment:
         """The environment tests run in, reusing the fingerprint the map holds while the
         environment's stamp (see `tia.environment.stamp`) is the same."""
-        from tia.environment import current, stamp
-
         key = stamp(self.root)
         cache = key is not None and (self.store.is_open or self.store.exists())
         if cache:
@@ -260,7 +266,6 @@ class Project:
             sources.append(ChangeSource("changed", old, frozenset(nodeids)))
         if base is not None:
             sources.append(ChangeSource("since", base.files, frozenset(tests)))
-        old_env = self.meta().get("env", {})
         selection = select(
             tests=tests,
             facts=facts,
@@ -269,8 +274,7 @@ class Project:
             diff=versions.diff,
             graph=LazyImportGraph(listing, versions, facts),
             rootdir=rootdir,
-            env_id=env.id,
-            env_change=env.describe_change(old_env if isinstance(old_env, dict) else {}),
+            env_difference=self._env_difference(env),
             runs_all=self.config.runs_all,
             ignored=self.config.ignored,
         )
@@ -294,6 +298,27 @@ class Project:
             }
             self.store.put_quiet(quiet_doc, versions.new)
         return plan
+
+    def _env_difference(self, env: Environment) -> Callable[[str], tuple[str, str] | None]:
+        """For a test's recorded environment id, how `env` differs from it, if it does
+        (`tia.environment.difference`); memoized, since many tests share an id."""
+        meta = self.meta()
+        known = read_environments(meta.get("environments"))
+        old_env = meta.get("env")
+        answers: dict[str, tuple[str, str] | None] = {env.id: None}
+
+        def env_difference(env_id: str) -> tuple[str, str] | None:
+            if env_id not in answers:
+                then = known.get(env_id)
+                if then is None:  # recorded before slices, or its entry is gone
+                    why = env.describe_change(old_env if isinstance(old_env, dict) else {})
+                    answers[env_id] = ("all", why)
+                else:
+                    base = known.get(then[1]) if then[1] else None
+                    answers[env_id] = difference(env, then[0], base[0] if base else None)
+            return answers[env_id]
+
+        return env_difference
 
     def _quiet_key(self, snap: str, env: Environment) -> dict[str, Any]:
         """Everything a plan without ``--since`` or ``--all`` is computed from.
@@ -372,10 +397,12 @@ class Project:
         from tia.scopes import FileIndex
 
         rootdir = self._rootdir_of(payload)
+        envs = Slices(plan.env)
         records: dict[str, TestRecord] = {}
         facts = RunFacts()
         indexes: dict[str, FileIndex] = dict(self._new_indexes)
         deps_by_test: dict[str, dict[str, tuple[str, frozenset[str]]]] = {}
+        imported: dict[str, list[str] | None] = {}
         collected: set[str] = set()
         narrowed = False
         try:
@@ -390,6 +417,7 @@ class Project:
                 part_facts = RunFacts.from_json(part.get("facts", {}))
                 part_facts.session = self._pin(part_facts.session, blobs, plan.listing)
                 facts.merge(part_facts)
+                imported.update(_imported_distributions(part))
             for nodeid, result in payload.get("outcomes", {}).items():
                 if nodeid not in deps_by_test and result.get("outcome") not in FAILED_OUTCOMES:
                     # Ran, but its recording was lost (a crashed worker): keep what the map had,
@@ -402,12 +430,12 @@ class Project:
                         "duration": result.get("duration"),
                         "when": plan.started,
                         "epoch": plan.snapshot,
-                        "env": plan.env.id,
+                        "env": envs.of(imported.get(nodeid)),
                         "deps": {},
                     },
                 )
                 records[nodeid].deps = deps_by_test.get(nodeid, {})
-        except (RecordError, ValueError, AttributeError, TypeError) as exc:
+        except (RecordError, ValueError, AttributeError, TypeError, IndexError) as exc:
             raise TiaError(f"the results of the pytest run are malformed: {exc}") from exc
         # A run that did not see the whole suite cannot say which tests are gone.
         replace_all = replace_all and not narrowed and bool(records)
@@ -425,6 +453,10 @@ class Project:
             meta["collect_seconds"] = collect[0]
         if replace_all:
             meta["mapped"] = plan.started
+        merged = records if replace_all else {**self.tests(), **records}
+        for nodeid in gone - records.keys():
+            merged.pop(nodeid, None)
+        meta["environments"] = self._environments_for(merged, envs)
         # Keep the indexes of the files the run executed and of the .py files as they are now.
         wanted = {sha for r in records.values() for sha, _ in r.deps.values()}
         wanted |= {sha for p, sha in plan.listing.items() if p.endswith(".py")}
@@ -437,14 +469,20 @@ class Project:
             replace_all=replace_all,
             remove=gone,
         )
-        merged = records if replace_all else {**self.tests(), **records}
-        for nodeid in gone - records.keys():
-            merged.pop(nodeid, None)
         blobs = {sha for r in merged.values() for sha, _ in r.deps.values()}
         blobs |= {sha for p, sha in plan.listing.items() if p.endswith(".py")}
         self.store.evict(blobs, {r.epoch for r in merged.values()} | {plan.snapshot})
         self._tests = merged
         return len(records)
+
+    def _environments_for(self, tests: dict[str, TestRecord], envs: Slices) -> dict[str, Any]:
+        """The recorded environments `tests` refer to, with the ones they were sliced from."""
+        known = {**read_environments(self.meta().get("environments")), **envs.entries}
+        keep = {env_id: known[env_id] for env_id in {r.env for r in tests.values()} if env_id in known}
+        for _, base in list(keep.values()):
+            if base and base in known:
+                keep[base] = known[base]
+        return environments_to_json(keep)
 
     def settle(
         self, plan: Plan, payload: dict[str, Any], exitstatus: int, interrupted: bool, replace_all: bool
@@ -503,6 +541,20 @@ class Project:
 
 def _strings(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _imported_distributions(part: dict[str, Any]) -> dict[str, list[str] | None]:
+    """Per test, the distributions its process had imported from (see the plugin's
+    `_local_results`); None where it started a process, so anything may matter."""
+    sets = part.get("dist_sets", [])
+    if not isinstance(sets, list) or not all(isinstance(s, list) and _strings(s) for s in sets):
+        raise RecordError("dist_sets must be lists of distribution names")
+    out: dict[str, list[str] | None] = {}
+    for nodeid, index in part.get("dists", {}).items():
+        if not isinstance(index, int) or not -1 <= index < len(sets):
+            raise RecordError(f"bad distribution set for {nodeid!r}")
+        out[nodeid] = None if index == -1 else sets[index]
+    return out
 
 
 def _skippable_files(

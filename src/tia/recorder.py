@@ -39,7 +39,7 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
-from types import CodeType
+from types import CodeType, FrameType
 from typing import Any
 
 # A private reference, so a test that mocks os.path cannot reach the audit hook.
@@ -70,6 +70,7 @@ class Recorder:
         file_reads: context -> absolute paths of files opened for reading.
         import_reads: Python file -> data files opened while that file was on the
             stack during collection or session set-up (its import-time reads).
+        spawned: contexts in which the process started another process or forked.
     """
 
     def __init__(self, root: Path, import_contexts: tuple[str, ...]) -> None:
@@ -79,6 +80,7 @@ class Recorder:
         self.context = ""
         self.file_reads: dict[str, set[str]] = {}
         self.import_reads: dict[str, set[str]] = {}
+        self.spawned: set[str] = set()
         self._active = False
         self._subdir = ""
         self._saved_env: dict[str, str | None] = {}
@@ -207,6 +209,11 @@ class Recorder:
                 out[rel_opener] = {r for r in map(self._relative, paths) if r}
         return out
 
+    def on_spawn(self) -> None:
+        """Called by the audit hook when the process starts another process or forks."""
+        if self._active:
+            self.spawned.add(self.context)
+
     def on_open(self, path: object, mode: object, flags: object) -> None:
         """Called by the audit hook for every ``open`` event in the process."""
         if not self._active:
@@ -218,8 +225,8 @@ class Recorder:
                 path = os.fspath(path)
             if not isinstance(path, str):
                 return  # a file descriptor
-        if path.endswith((".py", ".pyc")):
-            return  # imports: coverage sees the code that runs
+        if path.endswith(".pyc"):
+            return
         if isinstance(mode, str):
             if "r" not in mode and "+" not in mode:
                 return
@@ -228,6 +235,8 @@ class Recorder:
         full = _abspath(path)
         if not full.startswith(self._prefix):
             return
+        if path.endswith(".py") and _reads_code(sys._getframe(2)):
+            return  # an import, a traceback, pytest rewriting asserts: the engine sees the code
         context = self.context
         self.file_reads.setdefault(context, set()).add(full)
         if context.startswith(self._import_contexts):
@@ -433,14 +442,44 @@ def coverage_on_top() -> object | None:
 # Audit hooks cannot be removed, so one hook is installed per process and routes
 # events to whichever recorder is current.
 _hook_state: dict[str, Recorder | None] = {"recorder": None}
+# Ways a process starts another (or a copy of itself) whose imports tia does not see.
+_SPAWN_EVENTS = frozenset(
+    {"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty"}
+)
+
+
+# Modules through which a read of a file passes on its way from the reader.
+_PASS_THROUGH = frozenset({"pathlib", "io", "_pyio", "codecs", "shutil", "fileinput"})
+# Readers of .py files as code, not as a test's data: imports, source lookups for
+# tracebacks and introspection, pytest (assertion rewriting), coverage.py, tia.
+_CODE_READERS = frozenset(
+    {"importlib", "zipimport", "runpy", "pkgutil", "linecache", "tokenize", "inspect", "traceback"}
+    | {"doctest", "py_compile", "_pytest", "pytest", "coverage", "tia"}
+)
+
+
+def _reads_code(frame: FrameType | None) -> bool:
+    """Whether the Python code opening a .py file (`frame` called ``open``) reads it as code."""
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        top = module.partition(".")[0] if isinstance(module, str) else ""
+        if top not in _PASS_THROUGH:
+            return top in _CODE_READERS
+        frame = frame.f_back
+    return False
 
 
 def _audit(event: str, args: tuple[object, ...]) -> None:
     recorder = _hook_state["recorder"]
-    if event == "open" and recorder is not None:
-        # An audit hook must never break the code under test.
+    if recorder is None:
+        return
+    # An audit hook must never break the code under test.
+    if event == "open":
         with contextlib.suppress(Exception):
             recorder.on_open(*args)
+    elif event in _SPAWN_EVENTS:
+        with contextlib.suppress(Exception):
+            recorder.on_spawn()
 
 
 def _install_audit_hook(recorder: Recorder) -> None:

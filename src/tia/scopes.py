@@ -37,6 +37,12 @@ Invariants:
   anywhere (see `diff_indexes`).
 * A qualified name that occurs twice (a property's getter and setter) gets
   ``#2``, ``#3``... in order of appearance.
+* The body of a function behind a caching decorator (``functools.cache``,
+  ``lru_cache``, ``cached_property``, see `_CACHING`) is also part of the
+  enclosing scope's fingerprint, the module's for a module-level function or a
+  method.  Such a body runs once, in whichever test needs it first; later tests
+  get its result without running it, so no recording credits it to them, and a
+  change to it selects every test that depends on the module or imports it.
 """
 
 from __future__ import annotations
@@ -56,6 +62,11 @@ from typing import Any
 _SPECIAL_NAME = re.compile(r"^(__\w+__|pytest_\w+)$")
 
 _FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
+# Decorators that memoize (functools, cachetools, boltons and the common spellings),
+# by the last part of their name.
+_CACHING = frozenset(
+    {"cache", "lru_cache", "cached_property", "cached", "cachedmethod", "memoize", "memoized"}
+)
 _BUILTINS = frozenset(dir(builtins))
 
 
@@ -184,7 +195,7 @@ def _stubbed(nodes: list[ast.stmt]) -> Iterator[list[ast.stmt]]:
     try:
         while stack:
             node = stack.pop()
-            if isinstance(node, _FUNCTION_NODES):
+            if isinstance(node, _FUNCTION_NODES) and not _is_cached(node):
                 saved.append((node, node.body))
                 node.body = [ast.Pass()]
             stack.extend(ast.iter_child_nodes(node))
@@ -192,6 +203,16 @@ def _stubbed(nodes: list[ast.stmt]) -> Iterator[list[ast.stmt]]:
     finally:
         for node, body in reversed(saved):
             node.body = body
+
+
+def _is_cached(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """Whether a caching decorator (`_CACHING`) wraps the function."""
+    for deco in node.decorator_list:
+        target = deco.func if isinstance(deco, ast.Call) else deco
+        name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+        if name in _CACHING:
+            return True
+    return False
 
 
 def _stubbed_dump(nodes: list[ast.stmt]) -> str:

@@ -11,9 +11,11 @@ The rules, each a `Reason.rule`:
 * ``changed``: since the test last ran, a file it depends on changed in a scope
   it executed or in its module scope; or a module scope changed in a file its
   test module, conftest files or package imports (statically or at import time);
+  or a distribution it imported was upgraded, downgraded or removed;
 * ``since``: the same against the merge-base of ``--since REF``;
 * ``failed``: it failed or errored last time;
-* ``all``: a file that configures the run changed, the environment changed,
+* ``all``: a file that configures the run changed, the interpreter changed, a
+  distribution was installed, the test started a process when any distribution changed,
   the module scope of the root conftest.py changed, or code that ran outside
   any test (a pytest hook) changed.  A deeper conftest.py's module scope or
   hooks select the tests below it, under ``changed`` or ``since``.
@@ -27,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from tia.records import RunFacts, TestRecord
+from tia.records import TEXT, RunFacts, TestRecord
 
 if TYPE_CHECKING:  # the coordinator loads tia.scopes when a file changed: `diff` hands its FileDiffs
     from tia.scopes import FileDiff
@@ -133,8 +135,7 @@ def select(
     diff: Callable[[str, str | None, str | None], FileDiff],
     graph: Importers,
     rootdir: str,
-    env_id: str,
-    env_change: str,
+    env_difference: Callable[[str], tuple[str, str] | None],
     runs_all: Callable[[str], bool],
     ignored: Callable[[str], bool],
 ) -> Selection:
@@ -146,8 +147,9 @@ def select(
     for nodeid, record in tests.items():
         if record.failed:
             sel.add(nodeid, Reason("failed", detail=f"{record.outcome} last time"))
-        if record.env != env_id:
-            sel.add(nodeid, Reason("all", detail=f"environment changed: {env_change}"))
+        env_change = env_difference(record.env)
+        if env_change is not None:
+            sel.add(nodeid, Reason(env_change[0], detail=f"environment changed: {env_change[1]}"))
 
     # Dependencies recorded per test, against the version each test ran with.
     for nodeid, record in tests.items():
@@ -160,16 +162,16 @@ def select(
     for source in sources:
         for path in sorted(p for p in changed_paths(source.old, current) if not ignored(p)):
             d = diff(path, source.old.get(path), current.get(path))
-            if not d.changed:
-                continue
             if source.rule == "since":
                 for nodeid in source.tests:
                     dep = tests[nodeid].deps.get(path)
-                    if dep is not None:
+                    if dep is not None and (d.changed or TEXT in dep[1]):
                         scopes = dep[1]
                         _check_dep(
                             sel, nodeid=nodeid, rule="since", path=path, scopes=scopes, d=d, facts=facts
                         )
+            if not d.changed:
+                continue
             _structural(
                 sel,
                 source=source,
@@ -195,6 +197,9 @@ def _check_dep(
     d: FileDiff,
     facts: RunFacts,
 ) -> None:
+    if TEXT in scopes:  # called only for a file whose content differs
+        sel.add(nodeid, Reason(rule, path, detail="read as text"))
+        return
     if d.module_changed:
         sel.add(nodeid, Reason(rule, path, MODULE, d.detail))
         return

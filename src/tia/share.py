@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from tia import __version__
+from tia.environment import read_environments
 from tia.errors import StoreError
 from tia.records import RecordError, RunFacts, TestRecord, safe_path
 from tia.scopes import FileIndex
@@ -49,7 +50,9 @@ VERSION = 1
 MAX_BYTES = 1 << 30
 
 # The meta fields that describe the map rather than the machine that wrote it.
-META_FIELDS = frozenset({"rootdir", "commit", "env", "env_id", "mapped", "updated", "collect_seconds"})
+META_FIELDS = frozenset(
+    {"rootdir", "commit", "env", "env_id", "environments", "mapped", "updated", "collect_seconds"}
+)
 
 _FIELDS = frozenset({"format", "version", "schema", "tia", "meta", "facts", "tests", "indexes", "snapshots"})
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -340,6 +343,9 @@ def _meta(value: Any) -> dict[str, Any]:
         and all(isinstance(v, str) for v in dists.values())
     ):
         raise RecordError("meta env must name a Python and map distributions to versions")
+    environments = _object(meta.get("environments", {}), "meta environments")
+    if len(read_environments(environments)) != len(environments):
+        raise RecordError("meta environments must map ids to the environments they fingerprint")
     return meta
 
 
