@@ -1,0 +1,381 @@
+"""End to end: every blind spot of per-test coverage, each closed, on one real project.
+
+The project below has code that runs at import time (constants, class bodies,
+defaults, decorators, a registry, a re-export), at collection time (parametrize
+arguments, ``pytest_generate_tests``, a conftest hook), in fixtures of every scope
+(session, package, module, class, autouse), in a data file, a thread and a
+subprocess.  It is mapped once; each case then makes one edit, and the ground
+truth is plain pytest on the edited project: every test it fails must be among
+the tests ``tia run`` runs, committed (``--since main``) and uncommitted (changes
+since the last run) alike.  The map is restored between cases.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import GitProject, Result, clean_env
+
+pytestmark = pytest.mark.slow
+
+PROJECT = {
+    "pyproject.toml": """
+        [tool.pytest.ini_options]
+        pythonpath = ["."]
+        testpaths = ["tests"]
+        """,
+    "app/__init__.py": """
+        from app.registry import REGISTRY
+        from app.shapes import area
+        """,
+    "app/registry.py": """
+        REGISTRY = {}
+
+
+        def register(name):
+            def deco(fn):
+                REGISTRY[name] = fn
+                return fn
+
+            return deco
+        """,
+    "app/shapes.py": """
+        from app.registry import register
+
+        SCALE = 1
+
+
+        class Square:
+            SIDES = 4
+
+
+        @register("square")
+        def area(side, unit=1):
+            return side * side * SCALE * unit
+        """,
+    "app/settings.py": """
+        import json
+        from pathlib import Path
+
+
+        def limit():
+            return json.loads((Path(__file__).parent / "config.json").read_text())["limit"]
+        """,
+    "app/config.json": '{"limit": 3}\n',
+    "app/notes.txt": "nobody reads this file\n",
+    "app/workers.py": """
+        import os
+        import subprocess
+        import sys
+        import threading
+        from pathlib import Path
+
+        ROOT = str(Path(__file__).parent.parent)
+
+
+        def _double(x):
+            return x * 2
+
+
+        def _triple(x):
+            return x * 3
+
+
+        def in_thread(x):
+            out = []
+            worker = threading.Thread(target=lambda: out.append(_double(x)))
+            worker.start()
+            worker.join()
+            return out[0]
+
+
+        def in_subprocess(x):
+            code = f"from app.workers import _triple; print(_triple({x}))"
+            env = {**os.environ, "PYTHONPATH": ROOT}
+            done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+            return int(done.stdout)
+        """,
+    "tests/conftest.py": """
+        import os
+
+        import pytest
+
+
+        def pytest_configure(config):
+            os.environ["BLIND_MODE"] = "strict"
+
+
+        @pytest.fixture(scope="session")
+        def session_value():
+            return 10
+
+
+        @pytest.fixture(scope="module")
+        def module_value():
+            return 20
+
+
+        @pytest.fixture(autouse=True)
+        def auto_flag(request):
+            request.node.flag = "on"
+        """,
+    "tests/pkg/__init__.py": "",
+    "tests/pkg/conftest.py": """
+        import pytest
+
+
+        @pytest.fixture(scope="package")
+        def package_value():
+            return 30
+        """,
+    "tests/pkg/test_package.py": """
+        def test_package_first(package_value):
+            assert package_value == 30
+
+
+        def test_package_second(package_value):
+            assert package_value == 30
+        """,
+    "tests/test_shapes.py": """
+        from app import REGISTRY, area
+        from app.shapes import Square
+
+
+        def test_area():
+            assert area(2) == 4
+
+
+        def test_registry():
+            assert REGISTRY["square"] is area
+
+
+        def test_sides():
+            assert Square.SIDES == 4
+        """,
+    "tests/test_collect.py": """
+        import pytest
+
+        from app import area
+
+        CASES = [(1, 1), (2, 4)]
+
+
+        def make_values():
+            return [1, 2]
+
+
+        def pytest_generate_tests(metafunc):
+            if "value" in metafunc.fixturenames:
+                metafunc.parametrize("value", make_values())
+
+
+        @pytest.mark.parametrize(("side", "expected"), CASES)
+        def test_param(side, expected):
+            assert area(side) == expected
+
+
+        def test_generated(value):
+            assert value in (1, 2)
+        """,
+    "tests/test_fixtures.py": """
+        import os
+
+        import pytest
+
+
+        class TestClassScope:
+            @pytest.fixture(scope="class")
+            def class_value(self):
+                return 40
+
+            def test_first(self, class_value):
+                assert class_value == 40
+
+            def test_second(self, class_value):
+                assert class_value == 40
+
+
+        def test_session_first(session_value):
+            assert session_value == 10
+
+
+        def test_session_second(session_value):
+            assert session_value == 10
+
+
+        def test_module_first(module_value):
+            assert module_value == 20
+
+
+        def test_module_second(module_value):
+            assert module_value == 20
+
+
+        def test_autouse(request):
+            assert request.node.flag == "on"
+
+
+        def test_hook():
+            assert os.environ["BLIND_MODE"] == "strict"
+        """,
+    "tests/test_io.py": """
+        from app import settings, workers
+
+
+        def test_limit():
+            assert settings.limit() == 3
+
+
+        def test_thread():
+            assert workers.in_thread(2) == 4
+
+
+        def test_subprocess():
+            assert workers.in_subprocess(2) == 6
+        """,
+}
+
+# (blind spot, edit) -> an edit is {path: (old, new)}; new None deletes the file, and a
+# path "a -> b" renames it (then applies old -> new to it if old is given).
+CASES: dict[str, dict[str, tuple[str | None, str | None]]] = {
+    "module constant": {"app/shapes.py": ("SCALE = 1", "SCALE = 2")},
+    "class attribute": {"app/shapes.py": ("SIDES = 4", "SIDES = 5")},
+    "default argument": {"app/shapes.py": ("unit=1", "unit=2")},
+    "decorator": {"app/shapes.py": ('@register("square")', '@register("cube")')},
+    "registry code run at import": {
+        "app/registry.py": ("REGISTRY[name] = fn", "REGISTRY[name.upper()] = fn")
+    },
+    "__init__ re-export": {"app/__init__.py": ("from app.registry import REGISTRY", "REGISTRY = {}")},
+    "parametrize arguments": {"tests/test_collect.py": ("(2, 4)]", "(2, 5)]")},
+    "pytest_generate_tests helper": {"tests/test_collect.py": ("return [1, 2]", "return [1, 3]")},
+    "conftest hook": {"tests/conftest.py": ('"strict"', '"lenient"')},
+    "session fixture": {"tests/conftest.py": ("return 10", "return 11")},
+    "package fixture": {"tests/pkg/conftest.py": ("return 30", "return 31")},
+    "module fixture": {"tests/conftest.py": ("return 20", "return 21")},
+    "class fixture": {"tests/test_fixtures.py": ("return 40", "return 41")},
+    "autouse fixture": {"tests/conftest.py": ('flag = "on"', 'flag = "off"')},
+    "data file": {"app/config.json": ("3", "4")},
+    "thread": {"app/workers.py": ("return x * 2", "return x * 5")},
+    "subprocess": {"app/workers.py": ("return x * 3", "return x * 5")},
+    "deleted module": {"app/settings.py": (None, None)},
+    "renamed module": {"app/workers.py -> app/jobs.py": (None, None)},
+    "new test": {
+        "tests/test_shapes.py": ("def test_sides", "def test_new():\n    assert False\n\n\ndef test_sides")
+    },
+    "moved test file": {"tests/test_io.py -> tests/test_moved_io.py": ("== 3", "== 4")},
+}
+# Edits that change no test's outcome, and what tia must run for them.
+HARMLESS = {
+    "a file nobody reads": ({"app/notes.txt": ("nobody", "no one")}, "none"),
+    "a new unused function": (
+        {"app/shapes.py": ("class Square", "def unused():\n    return 1\n\n\nclass Square")},
+        "none",
+    ),
+    "a run-everything file": (
+        {"pyproject.toml": ('testpaths = ["tests"]', 'testpaths = ["tests"]\nxfail_strict = true')},
+        "all",
+    ),
+}
+
+
+def apply(project: GitProject, edit: dict[str, tuple[str | None, str | None]]) -> None:
+    for target, (old, new) in edit.items():
+        path, _, renamed = target.partition(" -> ")
+        if renamed:
+            (project.path / path).rename(project.path / renamed)
+            path = renamed
+        elif new is None:
+            (project.path / path).unlink()
+            continue
+        if old is not None and new is not None:
+            project.replace(path, old, new)
+
+
+def pytest_truth(project: GitProject) -> set[str]:
+    """The tests (or test modules that fail to import) plain pytest fails."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider"],
+        cwd=project.path,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=300,
+    )
+    return Result(done.returncode, done.stdout, done.stderr).failed()
+
+
+@pytest.fixture(scope="module")
+def mapped_blind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GitProject, Path, set[str]]]:
+    project = GitProject(tmp_path_factory.mktemp("blind") / "proj")
+    project.write_all(PROJECT)
+    project.commit("initial")
+    mapped = project.run("--all")
+    assert mapped.rc == 0, mapped
+    saved = project.path.parent / "tia-saved"
+    shutil.copytree(project.path / ".tia", saved)
+    yield project, saved, mapped.ran()
+
+
+@pytest.fixture
+def blind(mapped_blind: tuple[GitProject, Path, set[str]]) -> Iterator[GitProject]:
+    project, saved, _ = mapped_blind
+    yield project
+    project.git("checkout", "-qf", "main")
+    project.git("reset", "-q", "--hard", "main")
+    project.git("clean", "-fdq")
+    subprocess.run(["git", "branch", "-D", "edit"], cwd=project.path, capture_output=True)
+    shutil.rmtree(project.path / ".tia")
+    shutil.copytree(saved, project.path / ".tia")
+
+
+def test_the_project_passes_before_any_edit(mapped_blind: tuple[GitProject, Path, set[str]]) -> None:
+    project, _, ran = mapped_blind
+    assert pytest_truth(project) == set()
+    assert len(ran) == 20
+
+
+@pytest.mark.parametrize(
+    ("case", "committed"),
+    # Committed and uncommitted in turn: both ways over the cases, at half the cost of each case twice.
+    [
+        pytest.param(case, i % 2 == 1, id=f"{case}-{'committed' if i % 2 else 'uncommitted'}")
+        for i, case in enumerate(CASES)
+    ],
+)
+def test_every_test_an_edit_fails_is_run(blind: GitProject, case: str, committed: bool) -> None:
+    apply(blind, CASES[case])
+    failing = pytest_truth(blind)
+    assert failing, f"the edit for {case!r} fails no test: the case proves nothing"
+    if committed:
+        blind.git("checkout", "-qb", "edit")
+        blind.commit(case)
+        result = blind.run("--since", "main")
+    else:
+        result = blind.run()
+    missed = failing - result.ran()
+    assert not missed, f"{case}: tia did not run {sorted(missed)}\n{result}"
+    assert result.failed() == failing
+
+
+@pytest.mark.parametrize("case", list(HARMLESS))
+def test_an_edit_that_changes_no_outcome_runs_what_it_should(
+    blind: GitProject, mapped_blind: tuple[GitProject, Path, set[str]], case: str
+) -> None:
+    edit, expected = HARMLESS[case]
+    apply(blind, edit)
+    assert pytest_truth(blind) == set()
+    result = blind.run()
+    assert result.rc == 0, result
+    if expected == "none":
+        assert result.ran() == set(), result
+        assert "no tests affected" in result.stderr
+    else:
+        everything = mapped_blind[2]
+        assert result.ran() == everything
+        assert f"{len(everything)} of {len(everything)} mapped tests selected" in result.stderr, result
