@@ -7,6 +7,8 @@ check, never code to run.  Paths are POSIX paths relative to the git root.
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +20,8 @@ OUTCOMES = frozenset({"passed", "failed", "error", "skipped"})
 
 # path -> (blob id of the version the test ran against, function scopes it executed)
 Deps = dict[str, tuple[str, frozenset[str]]]
+# Control characters and backslashes have no place in a repository-relative posix path.
+_UNSAFE_CHARACTERS = re.compile(r"[\x00-\x1f\\]")
 
 
 class RecordError(ValueError):
@@ -38,14 +42,13 @@ def _number(value: Any, what: str) -> float:
 
 def safe_path(value: Any) -> str:
     """Check that a path read from outside is relative and stays inside the repository."""
-    path = _str(value, "a path")
-    if (
-        not path
-        or path.startswith("/")
-        or "\\" in path
-        or ".." in path.split("/")
-        or any(ord(c) < 32 for c in path)
-    ):
+    return _checked_path(_str(value, "a path"))
+
+
+# A map names the same few thousand paths over and over: check each once.
+@functools.lru_cache(maxsize=1 << 16)
+def _checked_path(path: str) -> str:
+    if not path or path.startswith("/") or ".." in path.split("/") or _UNSAFE_CHARACTERS.search(path):
         raise RecordError(f"unsafe path {path!r}: paths are relative to the repository root")
     return path
 
@@ -61,11 +64,19 @@ def deps_from_json(data: Any) -> Deps:
     for path, entry in data.items():
         if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], list)):
             raise RecordError(f"malformed dependency entry for {path!r}")
-        deps[safe_path(path)] = (
-            _str(entry[0], "a blob id"),
-            frozenset(_str(s, "a scope") for s in entry[1]),
-        )
+        try:
+            scopes = _scope_set(tuple(entry[1]))
+        except TypeError:  # an element that cannot be hashed: not a string either
+            raise RecordError("a scope must be a string") from None
+        deps[safe_path(path)] = (_str(entry[0], "a blob id"), scopes)
     return deps
+
+
+# Tests share their scope sets (a file's fixture, a module's functions): check and build
+# each distinct one once, and keep one copy of it in memory.
+@functools.lru_cache(maxsize=1 << 16)
+def _scope_set(scopes: tuple[Any, ...]) -> frozenset[str]:
+    return frozenset(_str(s, "a scope") for s in scopes)
 
 
 @dataclass

