@@ -3,8 +3,8 @@
 The project below has code that runs at import time (constants, class bodies,
 defaults, decorators, a registry, a re-export), at collection time (parametrize
 arguments, ``pytest_generate_tests``, a conftest hook), in fixtures of every scope
-(session, package, module, class, autouse), in a data file, a thread and a
-subprocess.  It is mapped once; each case then makes one edit, and the ground
+(session, package, module, class, autouse), in a data file, a thread, a
+subprocess and multiprocessing children (forked and spawned).  It is mapped once; each case then makes one edit, and the ground
 truth is plain pytest on the edited project: every test it fails must be among
 the tests ``tia run`` runs, committed (``--since main``) and uncommitted (changes
 since the last run) alike.  The map is restored between cases.
@@ -70,6 +70,7 @@ PROJECT = {
     "app/config.json": '{"limit": 3}\n',
     "app/notes.txt": "nobody reads this file\n",
     "app/workers.py": """
+        import multiprocessing
         import os
         import subprocess
         import sys
@@ -93,6 +94,24 @@ PROJECT = {
             worker.start()
             worker.join()
             return out[0]
+
+
+        def _square(x):
+            return x * x
+
+
+        def _put_square(queue, x):
+            queue.put(_square(x))
+
+
+        def in_process(x, method):
+            context = multiprocessing.get_context(method)
+            queue = context.Queue()
+            child = context.Process(target=_put_square, args=(queue, x))
+            child.start()
+            value = queue.get(timeout=60)
+            child.join()
+            return value
 
 
         def in_subprocess(x):
@@ -238,6 +257,14 @@ PROJECT = {
 
         def test_subprocess():
             assert workers.in_subprocess(2) == 6
+
+
+        def test_forked_process():
+            assert workers.in_process(3, "fork") == 9
+
+
+        def test_spawned_process():
+            assert workers.in_process(3, "spawn") == 9
         """,
 }
 
@@ -263,6 +290,7 @@ CASES: dict[str, dict[str, tuple[str | None, str | None]]] = {
     "data file": {"app/config.json": ("3", "4")},
     "thread": {"app/workers.py": ("return x * 2", "return x * 5")},
     "subprocess": {"app/workers.py": ("return x * 3", "return x * 5")},
+    "multiprocessing, forked and spawned": {"app/workers.py": ("return x * x", "return x * x + 1")},
     "deleted module": {"app/settings.py": (None, None)},
     "renamed module": {"app/workers.py -> app/jobs.py": (None, None)},
     "new test": {
@@ -337,7 +365,7 @@ def blind(mapped_blind: tuple[GitProject, Path, set[str]]) -> Iterator[GitProjec
 def test_the_project_passes_before_any_edit(mapped_blind: tuple[GitProject, Path, set[str]]) -> None:
     project, _, ran = mapped_blind
     assert pytest_truth(project) == set()
-    assert len(ran) == 20
+    assert len(ran) == 22
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,7 @@ coverage.py alone.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dis
 import fnmatch
@@ -40,7 +41,7 @@ import tempfile
 import warnings
 from pathlib import Path
 from types import CodeType, FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 # A private reference, so a test that mocks os.path cannot reach the audit hook.
 _abspath = os.path.abspath
@@ -208,6 +209,38 @@ class Recorder:
             if rel_opener:
                 out[rel_opener] = {r for r in map(self._relative, paths) if r}
         return out
+
+    def measure_forked_child(self) -> None:
+        """In a child forked while recording (multiprocessing's default start method on
+        Linux before Python 3.14): measure it with coverage.py, as a Python subprocess is
+        measured, and save that when the child ends.  This copy of the recorder stops: what it
+        would record dies with the child."""
+        if not self._active:
+            return
+        self._active = False
+        import coverage
+
+        measurement = coverage.Coverage(config_file=os.environ["COVERAGE_PROCESS_START"], data_suffix=True)
+        measurement.start()
+        saved: list[bool] = []
+
+        def save() -> None:
+            if not saved:
+                saved.append(True)
+                measurement.stop()
+                measurement.save()
+
+        atexit.register(save)
+        # A forked child usually ends with os._exit (multiprocessing's does), which skips
+        # atexit. The child has its own memory: this replaces os._exit in the child only.
+        real_exit = os._exit
+
+        def exit_after_saving(status: int) -> NoReturn:
+            with contextlib.suppress(Exception):
+                save()
+            real_exit(status)
+
+        os._exit = exit_after_saving
 
     def on_spawn(self) -> None:
         """Called by the audit hook when the process starts another process or forks."""
@@ -482,9 +515,17 @@ def _audit(event: str, args: tuple[object, ...]) -> None:
             recorder.on_spawn()
 
 
+def _after_fork_in_child() -> None:
+    recorder = _hook_state["recorder"]
+    if recorder is not None:
+        with contextlib.suppress(Exception):  # never break the child the code under test forked
+            recorder.measure_forked_child()
+
+
 def _install_audit_hook(recorder: Recorder) -> None:
-    """Route ``open`` events to `recorder`."""
+    """Route ``open`` events and forks to `recorder`."""
     if "installed" not in _hook_state:
         sys.addaudithook(_audit)
+        os.register_at_fork(after_in_child=_after_fork_in_child)
         _hook_state["installed"] = None
     _hook_state["recorder"] = recorder
