@@ -308,34 +308,38 @@ class Store:
             raise CorruptStoreError("the meta record is not an object")
         return meta
 
-    def tests(self) -> dict[str, TestRecord]:
-        """Every test record, validated.
+    def _rows(self, columns: tuple[str, ...], *kinds: str) -> list[tuple[Any, ...]]:
+        """``(key, *columns)`` of every row of diskcache's table whose key is ``KIND:...``
+        for one of `kinds`, in one read-only query rather than a lookup per key.
 
-        One query over diskcache's table rather than a lookup per key: at 20,000 tests
-        that is 0.06 s instead of 2 s.  The rows are decoded as `SafeJSONDisk` would."""
-        records: dict[str, TestRecord] = {}
+        Refuses the map if it holds a key diskcache would unpickle (raw = 0): never tia's."""
+        # ";" follows ":" in ASCII: "KIND:" <= key < "KIND;" holds exactly the keys "KIND:...".
+        where = " OR ".join("(key >= ? AND key < ?)" for _ in kinds)
+        params = [bound for kind in kinds for bound in (kind + ":", kind + ";")]
+        query = f"SELECT raw, key{''.join(', ' + c for c in columns)} FROM Cache WHERE {where} OR raw = 0"
         db = (Path(self.cache.directory) / "cache.db").resolve()
         try:
             con = sqlite3.connect(db.as_uri() + "?mode=ro", uri=True)
             try:
-                # ";" follows ":" in ASCII: the range holds exactly the keys "test:...".
-                # A key diskcache would unpickle (raw = 0) is never tia's: refuse it.
-                query = (
-                    "SELECT key, raw, mode, filename, value FROM Cache"
-                    " WHERE (key >= 'test:' AND key < 'test;') OR raw = 0"
-                )
-                rows = con.execute(query).fetchall()
+                rows = con.execute(query, params).fetchall()
             finally:
                 con.close()
-            for key, raw, mode, filename, value in rows:
-                if not raw or not isinstance(key, str):
-                    raise CorruptStoreError("the map holds a key that is not a string")
+        except sqlite3.Error as exc:
+            raise CorruptStoreError(f"cannot read the map: {exc}") from exc
+        if any(not row[0] or not isinstance(row[1], str) for row in rows):
+            raise CorruptStoreError("the map holds a key that is not a string")
+        return [row[1:] for row in rows]
+
+    def tests(self) -> dict[str, TestRecord]:
+        """Every test record, validated (at 20,000 tests, one query takes 0.06 s where a
+        lookup per key took 2 s); the rows are decoded as `SafeJSONDisk` would."""
+        records: dict[str, TestRecord] = {}
+        try:
+            for key, mode, filename, value in self._rows(("mode", "filename", "value"), "test"):
                 nodeid = key[5:]
                 records[nodeid] = TestRecord.from_json(nodeid, _decode(mode, filename, value))
         except RecordError as exc:
             raise CorruptStoreError(f"invalid test record: {exc}") from exc
-        except sqlite3.Error as exc:
-            raise CorruptStoreError(f"cannot read the map: {exc}") from exc
         return records
 
     def index(self, sha: str) -> FileIndex | None:
@@ -505,7 +509,7 @@ class Store:
             with self.cache.transact():
                 # An index gone changes how a later plan diffs that version (from git, or not at all).
                 self.cache.delete(QUIET)
-                for key in list(self.cache.iterkeys()):
+                for (key,) in self._rows((), "index", "snap"):
                     kind, _, ident = key.partition(":")
                     if (kind == "index" and ident not in referenced_blobs) or (
                         kind == "snap" and ident not in referenced_snaps
