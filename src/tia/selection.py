@@ -142,7 +142,8 @@ def select(
     """Decide which known tests to run."""
     sel = Selection()
     files_of = {nodeid: test_file(nodeid, rootdir) for nodeid in tests}
-    roots_of = {f: _roots(f, set(current)) for f in set(files_of.values())}
+    paths = set(current)
+    roots_of = {f: _roots(f, paths) for f in set(files_of.values())}
 
     for nodeid, record in tests.items():
         if record.failed:
