@@ -325,7 +325,7 @@ def score(work: Work, tool: str, mutants: list[dict], fresh: bool) -> dict:
         results["mutants"][mutant["id"]] = {
             "mode": mode,
             "digest": mutant["digest"],
-            "ran": len(ran - {n for n in ran if "::" not in n}),
+            "ran": counted(ran, truth["baseline"]),
             "missed": missed,
             "wall": wall,
         }
@@ -334,6 +334,13 @@ def score(work: Work, tool: str, mutants: list[dict], fresh: bool) -> dict:
         work.save(tool, results)
     reset(work)
     return results
+
+
+def counted(ran: set[str], base: dict) -> int:
+    """The tests in `ran` that count towards the share of the suite: not a module's failed
+    collection, and not a test that fails without any mutation (left out of the truth too,
+    while tia reruns it each time as a last failure)."""
+    return len({n for n in ran if "::" in n} - set(base["failing"]))
 
 
 def tool_version(work: Work, tool: str) -> str:
@@ -353,7 +360,7 @@ def summarize(work: Work) -> list[dict]:
     truth = work.load("truth")
     if not mutants or "baseline" not in truth:
         return []
-    total = len(truth["baseline"]["tests"])
+    total = len(set(truth["baseline"]["tests"]) - set(truth["baseline"]["failing"]))
     tools = {tool: work.load(tool).get("mutants", {}) for tool in ("tia", "testmon")}
     rows = []
     for kind in (*KINDS, "all"):
@@ -462,9 +469,11 @@ def report(works: list[Work], write: Path | None, command: str) -> int:
     python = subprocess.run(
         [works[0].python, "-c", "import sys; print(sys.version.split()[0])"], capture_output=True, text=True
     ).stdout.strip()
+    commits = sorted({work.load("tia").get("version", "?")[:12] for work in works})
     text = (
         f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores, Python {python}, "
-        f"{platform.system()}; pytest-testmon 2.2.0.\n\n```bash\n{command}\n```\n\n"
+        f"{platform.system()}; tia at commit {', '.join(commits)}, pytest-testmon 2.2.0."
+        f"\n\n```bash\n{command}\n```\n\n"
         "### Projects\n\n"
         + projects_table(works)
         + "\n### Mutations\n\n"
