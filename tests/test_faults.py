@@ -129,8 +129,15 @@ def test_ctrl_c_keeps_what_completed_and_the_next_run_selects_the_rest(mapped: G
         "import pathlib\nimport time\n\ndef test_slow():\n"
         "    pathlib.Path('slow-started').write_text('1')\n    time.sleep(30)\n",
     )
+    # Started from a shell's background job, this test inherits SIGINT ignored, and so would
+    # tia and pytest: restore Python's handler in tia, as a terminal's Ctrl-C would find it
+    # (pytest, started by tia, then gets the default disposition and its own handler).
+    launcher = (
+        "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "sys.argv[0] = 'tia'; runpy.run_module('tia', run_name='__main__')"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tia", "run", "--", "-p", "no:cacheprovider"],
+        [sys.executable, "-c", launcher, "run", "--", "-p", "no:cacheprovider"],
         cwd=mapped.path,
         env=clean_env(),
         stdout=subprocess.PIPE,
