@@ -97,12 +97,8 @@ class Environment:
         before = old.get("distributions")
         if not isinstance(before, dict):
             return "installed packages changed"
-        changes = []
-        for name in sorted(before.keys() | self.distributions.keys()):
-            a, b = before.get(name), self.distributions.get(name)
-            if a != b:
-                changes.append(f"{name} {a or '(none)'} -> {b or '(none)'}")
-        return ", ".join(changes[:3]) + (" ..." if len(changes) > 3 else "") or "installed packages changed"
+        changes = _changes(before.keys() | self.distributions.keys(), before, self.distributions)
+        return _listed(changes) or "installed packages changed"
 
 
 def difference(now: Environment, then: Environment, base: Environment | None) -> tuple[str, str] | None:
@@ -124,11 +120,21 @@ def difference(now: Environment, then: Environment, base: Environment | None) ->
     if added:
         more = f" (and {len(added) - 1} more)" if len(added) > 1 else ""
         return "all", f"{added[0]} {now.distributions[added[0]]} installed{more}"
-    moved = [n for n, v in then.distributions.items() if now.distributions.get(n, "(none)") != v]
-    if not moved:
-        return None
-    changes = [f"{n} {then.distributions[n]} -> {now.distributions.get(n) or '(none)'}" for n in moved]
-    return "changed", "imports " + ", ".join(changes[:3]) + (" ..." if len(changes) > 3 else "")
+    changes = _changes(then.distributions.keys(), then.distributions, now.distributions)
+    return ("changed", "imports " + _listed(changes)) if changes else None
+
+
+def _changes(names: Iterable[str], before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """``NAME OLD -> NEW`` for each of `names` installed on one side only, or at two versions."""
+    return [
+        f"{name} {before.get(name) or '(none)'} -> {after.get(name) or '(none)'}"
+        for name in sorted(names)
+        if (name in before) != (name in after) or before.get(name) != after.get(name)
+    ]
+
+
+def _listed(changes: list[str]) -> str:
+    return ", ".join(changes[:3]) + (" ..." if len(changes) > 3 else "")
 
 
 def read_environments(value: Any) -> dict[str, tuple[Environment, str | None]]:

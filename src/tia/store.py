@@ -120,10 +120,15 @@ def _decode(mode: Any, filename: Any, value: Any) -> Any:
         raise CorruptStoreError(f"unreadable value in the map: {exc}") from exc
 
 
+def _read_only(db: Path) -> sqlite3.Connection:
+    """A connection that reads cache.db directly, beside (never instead of) diskcache's own."""
+    return sqlite3.connect(db.resolve().as_uri() + "?mode=ro", uri=True)
+
+
 def _check_settings(db: Path) -> None:
     """Refuse a cache.db whose Settings table tia did not write."""
     try:
-        con = sqlite3.connect(db.as_uri() + "?mode=ro", uri=True)
+        con = _read_only(db)
     except sqlite3.Error as exc:
         raise CorruptStoreError(f"cannot open {db}: {exc}") from exc
     try:
@@ -317,9 +322,8 @@ class Store:
         where = " OR ".join("(key >= ? AND key < ?)" for _ in kinds)
         params = [bound for kind in kinds for bound in (kind + ":", kind + ";")]
         query = f"SELECT raw, key{''.join(', ' + c for c in columns)} FROM Cache WHERE {where} OR raw = 0"
-        db = (Path(self.cache.directory) / "cache.db").resolve()
         try:
-            con = sqlite3.connect(db.as_uri() + "?mode=ro", uri=True)
+            con = _read_only(Path(self.cache.directory) / "cache.db")
             try:
                 rows = con.execute(query, params).fetchall()
             finally:
