@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ALL_SAMPLE_TESTS, GitProject, clean_env, shallow_clone
+from tia.store import SCHEMA
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +91,7 @@ def test_a_map_from_a_newer_tia_is_refused_and_kept(mapped: GitProject) -> None:
     )
     subprocess.run([sys.executable, "-c", code, str(mapped.path / ".tia")], check=True)
     result = mapped.tia("run")
-    assert_one_line_error(result, "newer tia", "schema 99", "schema 1")
+    assert_one_line_error(result, "newer tia", "schema 99", f"schema {SCHEMA}")
     assert (mapped.path / ".tia" / "cache.db").exists()
 
 

@@ -65,7 +65,7 @@ print(json.dumps({
     "touched": sorted(plan.touched),
     "needs_pytest": plan.needs_pytest,
     "skip_files": sorted(plan.skip_files),
-    "read_records": project._tests is not None,
+    "read_records": project._summaries is not None,
 }))
 """
 

@@ -183,7 +183,10 @@ def test_a_run_written_to_the_map_reads_back_identically_from_a_new_store(cache_
         "env": {"python": "3.11"},
     }
     assert isinstance(meta["updated"], float)
-    assert reopened.counts() == {"test": 2, "index": 2, "snap": 1, "facts": 1, "meta": 1}
+    assert reopened.counts() == {
+        **{"test": 2, "index": 2, "snap": 1, "facts": 1, "meta": 1},
+        **{"tests": 1, "versions": 1, "deps": 1},  # the index: one file is depended on
+    }
     assert warnings == []
     assert reopened.rebuilt_reason is None
     reopened.close()
@@ -430,7 +433,124 @@ def test_evict_removes_only_unreferenced_indexes_and_snapshots(cache_dir):
     assert set(store.tests()) == {"t::a"}
     assert store.meta() is not None
     assert store.stat_cache() == {"a.py": [1, 2, "3"]}
-    assert store.counts() == {"test": 1, "index": 2, "snap": 1, "facts": 1, "meta": 1, "stat": 1}
+    assert store.counts() == {
+        **{"test": 1, "index": 2, "snap": 1, "facts": 1, "meta": 1, "stat": 1},
+        **{"tests": 1, "versions": 1, "deps": 1},
+    }
+    store.close()
+
+
+# -- the index: summaries, versions and dependents say what the records say ----------
+
+
+def indexed(store: Store) -> dict[str, TestRecord]:
+    """The test records as the index tells them: summaries, plus dependents per file."""
+    out = {n: TestRecord(**vars(s), deps={}) for n, s in store.summaries().items()}
+    for path, shas in store.versions().items():
+        dependents = store.dependents(path)
+        assert {sha for sha, _ in dependents.values()} == shas, path
+        for nodeid, dep in dependents.items():
+            out[nodeid].deps[path] = dep
+    return out
+
+
+def random_records(rng: random.Random, nodeids: list[str]) -> dict[str, TestRecord]:
+    paths = ["pkg/a.py", "pkg/b.py", "tests/conftest.py", "data/x.json", "pkg/c.py"]
+    records = {}
+    for nodeid in nodeids:
+        deps = {
+            path: (
+                rng.choice("12") * 40,
+                frozenset(rng.sample(["f", "g", "<module>", "<text>"], rng.randint(0, 2))),
+            )
+            for path in rng.sample(paths, rng.randint(0, len(paths)))
+        }
+        records[nodeid] = TestRecord(
+            nodeid, rng.choice(["passed", "failed"]), 0.5, 1.0, "snap1", "env1", deps
+        )
+    return records
+
+
+def test_the_index_says_what_the_records_say_through_any_sequence_of_writes(cache_dir):
+    rng = random.Random(7)
+    nodeids = [f"tests/test_{i % 4}.py::test_{i}" for i in range(30)]
+    store = Store(cache_dir, Warnings()).open()
+    write_sample(store, tests=random_records(rng, nodeids), replace_all=True)
+    assert indexed(store) == store.tests()
+    for _ in range(25):
+        rewritten = random_records(rng, rng.sample(nodeids, rng.randint(1, 10)))
+        present = sorted(set(store.tests()) - set(rewritten))
+        removed = rng.sample(present, min(len(present), rng.randint(0, 3)))
+        store.write_run(
+            tests=rewritten,
+            indexes={},
+            snapshot=("snap1", {}),
+            facts=RunFacts(),
+            meta={},
+            replace_all=rng.random() < 0.1,
+            remove=removed,
+        )
+        assert indexed(store) == store.tests()
+        assert set(store.summaries()) == set(store.tests())
+    store.replace_map(
+        tests=random_records(rng, nodeids[:5]), indexes={}, snapshots={}, facts=RunFacts(), meta={}
+    )
+    assert indexed(store) == store.tests()
+    assert len(store.tests()) == 5
+    store.close()
+
+
+def test_a_schema_1_map_gets_its_index_built_from_its_records(cache_dir, warnings):
+    records = random_records(random.Random(3), [f"tests/test_a.py::test_{i}" for i in range(12)])
+    store = Store(cache_dir, Warnings()).open()
+    write_sample(store, tests=records)
+    # What tia of schema 1 left: the records, and no index.
+    for key in [k for k in store.cache.iterkeys() if k.startswith("deps:") or k in ("tests", "versions")]:
+        store.cache.delete(key)
+    store.cache.set("meta", {**store.meta(), "schema": 1})
+    store.close()
+
+    store = Store(cache_dir, warnings).open()
+    assert store.meta()["schema"] == SCHEMA
+    assert store.tests() == records
+    assert indexed(store) == records
+    assert warnings == []
+    assert store.rebuilt_reason is None
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("tests", ["t::a"], "test summary is not an object"),
+        ("tests", {"t::a": ["passed", 1, 1, "e"]}, "five fields"),
+        ("tests", {"t::a": ["maybe", 1, 1, "e", "v"]}, "unknown outcome"),
+        ("versions", {"../x.py": ["1"]}, "unsafe path"),
+        ("versions", {"x.py": "1"}, "expected a list"),
+        ("deps:x.py", [["1", ["f"]]], "a group must be"),
+        ("deps:x.py", [["1", "f", ["t::a"]]], "scopes must be a list"),
+        ("deps:x.py", [["1", [["f"]], ["t::a"]]], "a scope must be a string"),
+        ("deps:x.py", [["1", ["f"], [1]]], "node id"),
+    ],
+    ids=[
+        "summary-list",
+        "summary-short",
+        "summary-outcome",
+        "versions-path",
+        "versions-str",
+        "deps-short",
+        "deps-scopes-str",
+        "deps-scope-list",
+        "deps-nodeid-int",
+    ],
+)
+def test_an_index_entry_of_the_wrong_shape_raises_corrupt_store_error(cache_dir, key, value, message):
+    new_map(cache_dir)
+    store = Store(cache_dir, Warnings()).open()
+    store.cache.set(key, value)
+    read = {"tests": store.summaries, "versions": store.versions}.get(key, lambda: store.dependents("x.py"))
+    with pytest.raises(CorruptStoreError, match=message):
+        read()
     store.close()
 
 

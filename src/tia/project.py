@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import posixpath
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +28,16 @@ from tia.environment import (
 )
 from tia.errors import StoreError, TiaError
 from tia.gitrepo import UNKNOWN_BLOB, Base, GitRepo
-from tia.records import FAILED_OUTCOMES, RecordError, RunFacts, TestRecord, deps_from_json, safe_path
+from tia.records import (
+    FAILED_OUTCOMES,
+    Deps,
+    RecordError,
+    RunFacts,
+    TestRecord,
+    TestSummary,
+    deps_from_json,
+    safe_path,
+)
 from tia.selection import ChangeSource, Reason, Selection, select
 from tia.store import Store
 from tia.worktree import WorkTree, snapshot_id
@@ -159,6 +168,8 @@ class Project:
         self.git = GitRepo(config.root)
         self.store = Store(config.cache_dir, warn)
         self._tests: dict[str, TestRecord] | None = None
+        self._summaries: dict[str, TestSummary] | None = None
+        self._dependents: dict[str, Deps] = {}
         # Indexes of file versions that planning computed: fold stores those a run references.
         self._new_indexes: dict[str, FileIndex] = {}
 
@@ -169,12 +180,31 @@ class Project:
             self.store.open()
         return self.store
 
+    def _has_map(self) -> bool:
+        # Reading the map never creates one: `tia status` on a fresh clone leaves no trace.
+        return self.store.exists() or self.store.is_open
+
     def tests(self) -> dict[str, TestRecord]:
+        """Every test record, dependencies included (planning reads `summaries` instead)."""
         if self._tests is None:
-            # Reading the map never creates one: `tia status` on a fresh clone leaves no trace.
-            exists = self.store.exists() or self.store.is_open
-            self._tests = self._guarded(self.open_store().tests) if exists else {}
+            self._tests = self._guarded(self.open_store().tests) if self._has_map() else {}
         return self._tests
+
+    def summaries(self) -> dict[str, TestSummary]:
+        """Every test's summary, without its dependencies."""
+        if self._summaries is None:
+            self._summaries = self._guarded(self.open_store().summaries) if self._has_map() else {}
+        return self._summaries
+
+    def versions(self) -> dict[str, frozenset[str]]:
+        """For each file tests depend on, the versions they ran against."""
+        return self._guarded(self.open_store().versions) if self._has_map() else {}
+
+    def dependents(self, path: str) -> Deps:
+        """The tests that depend on `path`, with the version and scopes each used."""
+        if path not in self._dependents:
+            self._dependents[path] = self._guarded(lambda: self.open_store().dependents(path))
+        return self._dependents[path]
 
     def _guarded(self, read: Callable[[], Any]) -> Any:
         """Read from the store; a corrupt map is moved aside and read again, empty."""
@@ -238,7 +268,7 @@ class Project:
             quiet = self._quiet_plan(quiet_key, listing, snap, env)
             if quiet is not None:
                 return quiet
-        recorded = self.tests()
+        recorded = self.summaries()
         facts = self._guarded(self.store.facts)
         # Tests whose file is gone cannot run; the next fold drops them from the map.
         rootdir = self.rootdir()
@@ -252,7 +282,8 @@ class Project:
         if why_all:
             return Plan("all", why_all, empty, set(recorded), listing, snap, env, durations, base=base)
 
-        versions = self.versions(listing, worktree)
+        versions = self.file_versions(listing, worktree)
+        recorded_versions = self.versions()
         sources = []
         by_epoch: dict[str, set[str]] = {}
         for nodeid, record in tests.items():
@@ -268,6 +299,8 @@ class Project:
             sources.append(ChangeSource("since", base.files, frozenset(tests)))
         selection = select(
             tests=tests,
+            versions=recorded_versions,
+            dependents=self.dependents,
             facts=facts,
             current=listing,
             sources=sources,
@@ -281,10 +314,15 @@ class Project:
         for nodeid in stale:
             selection.add(nodeid, Reason("changed", detail="the snapshot of its last run is gone"))
         self._new_indexes = versions.new
-        touched = self._touched(tests, sources, listing)
+        touched = self._touched(recorded_versions, sources, listing)
         known = set(recorded)
         plan = Plan("select", None, selection, known, listing, snap, env, durations, touched, base=base)
-        plan.needs_pytest = bool(selection.reasons) or _may_add_tests(touched, tests, rootdir)
+        # Tests whose file is gone leave the map when a run is stored: pytest must run for that.
+        plan.needs_pytest = (
+            bool(selection.reasons)
+            or len(tests) < len(recorded)
+            or _may_add_tests(touched, tests, recorded_versions.keys(), rootdir)
+        )
         plan.skip_files = _skippable_files(tests, selection, touched, rootdir)
         # A version whose index could not be had diffed as a module change; once git has it
         # (a fetch), the same inputs can give another answer, so such a plan is not saved.
@@ -364,7 +402,7 @@ class Project:
         plan.skip_files = set(skip_files)
         return plan
 
-    def versions(self, listing: dict[str, str], worktree: WorkTree) -> Any:
+    def file_versions(self, listing: dict[str, str], worktree: WorkTree) -> Any:
         from tia.changes import Versions
 
         return Versions(
@@ -375,17 +413,17 @@ class Project:
         )
 
     def _touched(
-        self, tests: dict[str, TestRecord], sources: list[ChangeSource], listing: dict[str, str]
+        self, versions: dict[str, frozenset[str]], sources: list[ChangeSource], listing: dict[str, str]
     ) -> set[str]:
+        """Files that differ from a version some test ran against, or from a source's."""
         from tia.selection import changed_paths
 
         touched: set[str] = set()
         for source in sources:
             touched |= changed_paths(source.old, listing)
-        for record in tests.values():
-            for path, (sha, _) in record.deps.items():
-                if listing.get(path) != sha:
-                    touched.add(path)
+        for path, shas in versions.items():
+            if len(shas) > 1 or listing.get(path) not in shas:
+                touched.add(path)
         return {p for p in touched if not self.config.ignored(p)}
 
     # -- storing a run -------------------------------------------------------------
@@ -453,7 +491,7 @@ class Project:
             meta["collect_seconds"] = collect[0]
         if replace_all:
             meta["mapped"] = plan.started
-        merged = records if replace_all else {**self.tests(), **records}
+        merged: dict[str, TestSummary] = dict(records) if replace_all else {**self.summaries(), **records}
         for nodeid in gone - records.keys():
             merged.pop(nodeid, None)
         meta["environments"] = self._environments_for(merged, envs)
@@ -469,13 +507,15 @@ class Project:
             replace_all=replace_all,
             remove=gone,
         )
-        blobs = {sha for r in merged.values() for sha, _ in r.deps.values()}
+        blobs = {sha for shas in self.store.versions().values() for sha in shas}
         blobs |= {sha for p, sha in plan.listing.items() if p.endswith(".py")}
         self.store.evict(blobs, {r.epoch for r in merged.values()} | {plan.snapshot})
-        self._tests = merged
+        self._summaries = merged
+        self._tests = None
+        self._dependents = {}
         return len(records)
 
-    def _environments_for(self, tests: dict[str, TestRecord], envs: Slices) -> dict[str, Any]:
+    def _environments_for(self, tests: dict[str, TestSummary], envs: Slices) -> dict[str, Any]:
         """The recorded environments `tests` refer to, with the ones they were sliced from."""
         known = {**read_environments(self.meta().get("environments")), **envs.entries}
         keep = {env_id: known[env_id] for env_id in {r.env for r in tests.values()} if env_id in known}
@@ -558,7 +598,7 @@ def _imported_distributions(part: dict[str, Any]) -> dict[str, list[str] | None]
 
 
 def _skippable_files(
-    tests: dict[str, TestRecord], selection: Selection, touched: set[str], rootdir: str
+    tests: dict[str, TestSummary], selection: Selection, touched: set[str], rootdir: str
 ) -> set[str]:
     """Test files pytest need not even collect: none of their tests is selected, and they
     did not change, so they hold no new tests either (what their collection ran is part of
@@ -570,12 +610,13 @@ def _skippable_files(
     return files - needed - touched
 
 
-def _may_add_tests(touched: set[str], tests: dict[str, TestRecord], rootdir: str) -> bool:
+def _may_add_tests(
+    touched: set[str], tests: dict[str, TestSummary], dep_paths: Collection[str], rootdir: str
+) -> bool:
     """Whether a changed file could hold tests the map does not know yet."""
     from tia.selection import test_file
 
     test_files = {test_file(n, rootdir) for n in tests}
-    dep_paths = {p for r in tests.values() for p in r.deps}
     return any(
         p.endswith(".py")
         and (p in test_files or p not in dep_paths or posixpath.basename(p) == "conftest.py")

@@ -64,12 +64,25 @@ def deps_from_json(data: Any) -> Deps:
     for path, entry in data.items():
         if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], list)):
             raise RecordError(f"malformed dependency entry for {path!r}")
-        try:
-            scopes = _scope_set(tuple(entry[1]))
-        except TypeError:  # an element that cannot be hashed: not a string either
-            raise RecordError("a scope must be a string") from None
-        deps[safe_path(path)] = (_str(entry[0], "a blob id"), scopes)
+        deps[safe_path(path)] = (_str(entry[0], "a blob id"), scope_set(entry[1]))
     return deps
+
+
+def scope_set(value: Any) -> frozenset[str]:
+    """A list of scope names read from outside, checked, as a set."""
+    if not isinstance(value, list):
+        raise RecordError("scopes must be a list")
+    try:
+        return _scope_set(tuple(value))
+    except TypeError:  # an element that cannot be hashed: not a string either
+        raise RecordError("a scope must be a string") from None
+
+
+def strings(value: Any, what: str) -> list[str]:
+    """A list of strings read from outside, checked."""
+    if not isinstance(value, list):
+        raise RecordError(f"expected a list of {what}s")
+    return [_str(item, what) for item in value]
 
 
 # Tests share their scope sets (a file's fixture, a module's functions): check and build
@@ -80,8 +93,9 @@ def _scope_set(scopes: tuple[Any, ...]) -> frozenset[str]:
 
 
 @dataclass
-class TestRecord:
-    """One test's last run under tia.
+class TestSummary:
+    """One test's last run under tia, without its dependencies: what planning needs of
+    every test (the dependencies it reads from the store's per-file index instead).
 
     Attributes:
         nodeid: pytest's node id, relative to the pytest rootdir.
@@ -89,8 +103,7 @@ class TestRecord:
         duration: seconds spent in setup, call and teardown.
         when: the run's start, seconds since the epoch.
         epoch: id of the snapshot of the work tree the test ran against.
-        env: fingerprint of the Python environment it ran in.
-        deps: what it executed or read, file by file.
+        env: id of the (slice of the) Python environment it ran in.
     """
 
     __test__ = False  # not a pytest test class, despite the name
@@ -101,11 +114,44 @@ class TestRecord:
     when: float
     epoch: str
     env: str
-    deps: Deps = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
         return self.outcome in FAILED_OUTCOMES
+
+    def to_row(self) -> list[Any]:
+        return [self.outcome, round(self.duration, 6), self.when, self.epoch, self.env]
+
+    @classmethod
+    def from_row(cls, nodeid: str, row: Any) -> TestSummary:
+        if not (isinstance(row, list) and len(row) == 5):
+            raise RecordError(f"summary of {nodeid} must be a list of five fields")
+        outcome, duration, when, epoch, env = row
+        return cls(
+            nodeid,
+            _outcome(outcome),
+            _number(duration, "duration"),
+            _number(when, "when"),
+            _str(epoch, "epoch"),
+            _str(env, "env"),
+        )
+
+
+def _outcome(value: Any) -> str:
+    outcome = _str(value, "outcome")
+    if outcome not in OUTCOMES:
+        raise RecordError(f"unknown outcome {outcome!r}")
+    return outcome
+
+
+@dataclass
+class TestRecord(TestSummary):
+    """One test's last run under tia, with what it executed or read, file by file (`deps`)."""
+
+    deps: Deps = field(default_factory=dict)
+
+    def summary(self) -> TestSummary:
+        return TestSummary(self.nodeid, self.outcome, self.duration, self.when, self.epoch, self.env)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -121,12 +167,9 @@ class TestRecord:
     def from_json(cls, nodeid: str, data: Any) -> TestRecord:
         if not isinstance(data, dict):
             raise RecordError(f"record of {nodeid} must be an object")
-        outcome = _str(data.get("outcome"), "outcome")
-        if outcome not in OUTCOMES:
-            raise RecordError(f"unknown outcome {outcome!r}")
         return cls(
             nodeid=nodeid,
-            outcome=outcome,
+            outcome=_outcome(data.get("outcome")),
             duration=_number(data.get("duration"), "duration"),
             when=_number(data.get("when"), "when"),
             epoch=_str(data.get("epoch"), "epoch"),

@@ -1,10 +1,12 @@
 """Selection: from the map and what changed, which known tests must run, and why.
 
-`select` is pure: the coordinator hands it the recorded tests, listings of the
-work tree (now, at each test's last run, at the ``--since`` merge-base), a
-`diff` function that compares two versions of a file in scopes, and the import
-graph.  Tests the map has never seen are added by the pytest plugin at
-collection time (rule ``new``), since only collection knows them.
+`select` is pure: the coordinator hands it the recorded tests (summaries), the
+versions of each file they ran against and a way to look up who depends on a file
+(the store's index: only files that differ are looked up), listings of the work
+tree (now, at each test's last run, at the ``--since`` merge-base), a `diff`
+function that compares two versions of a file in scopes, and the import graph.
+Tests the map has never seen are added by the pytest plugin at collection time
+(rule ``new``), since only collection knows them.
 
 The rules, each a `Reason.rule`:
 
@@ -29,7 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from tia.records import TEXT, RunFacts, TestRecord
+from tia.records import TEXT, Deps, RunFacts, TestSummary
 
 if TYPE_CHECKING:  # the coordinator loads tia.scopes when a file changed: `diff` hands its FileDiffs
     from tia.scopes import FileDiff
@@ -128,7 +130,9 @@ def _under(directory: str, path: str) -> bool:
 
 def select(
     *,
-    tests: dict[str, TestRecord],
+    tests: dict[str, TestSummary],
+    versions: Mapping[str, frozenset[str]],
+    dependents: Callable[[str], Deps],
     facts: RunFacts,
     current: dict[str, str],
     sources: Iterable[ChangeSource],
@@ -152,22 +156,25 @@ def select(
         if env_change is not None:
             sel.add(nodeid, Reason(env_change[0], detail=f"environment changed: {env_change[1]}"))
 
-    # Dependencies recorded per test, against the version each test ran with.
-    for nodeid, record in tests.items():
-        for path, (sha, scopes) in record.deps.items():
-            now = current.get(path)
-            if now != sha and not ignored(path):
+    # Dependencies recorded per test, against the version each test ran with: only the
+    # files with a version that is not the current one have dependents to check.
+    for path in sorted(versions):
+        now = current.get(path)
+        shas = versions[path]
+        if (len(shas) == 1 and now in shas) or ignored(path):
+            continue
+        for nodeid, (sha, scopes) in dependents(path).items():
+            if sha != now and nodeid in tests:
                 d = diff(path, sha, now)
                 _check_dep(sel, nodeid=nodeid, rule="changed", path=path, scopes=scopes, d=d, facts=facts)
 
     for source in sources:
         for path in sorted(p for p in changed_paths(source.old, current) if not ignored(p)):
             d = diff(path, source.old.get(path), current.get(path))
-            if source.rule == "since":
-                for nodeid in source.tests:
-                    dep = tests[nodeid].deps.get(path)
-                    if dep is not None:  # an AST-unchanged file still reaches a test that read its text
-                        scopes = dep[1]
+            if source.rule == "since" and path in versions:
+                # An AST-unchanged file still reaches a test that read its text.
+                for nodeid, (_, scopes) in dependents(path).items():
+                    if nodeid in source.tests:
                         _check_dep(
                             sel, nodeid=nodeid, rule="since", path=path, scopes=scopes, d=d, facts=facts
                         )

@@ -8,10 +8,14 @@ statements.  A `.tia/` directory may come from a CI cache or a teammate.
 The portable single-file form of the map (`tia cache export`/`import`) is
 `tia.share`'s; it writes an imported map here with `Store.replace_map`.
 
-Layout (schema 1)::
+Layout (schema 2)::
 
-    meta              {"schema": 1, "rootdir": "", "commit": ..., "env": ..., ...}
+    meta              {"schema": 2, "rootdir": "", "commit": ..., "env": ..., ...}
     test:<nodeid>     a `TestRecord`
+    tests             {nodeid: `TestSummary` row}: every test, without its dependencies
+    deps:<path>       [[blob id, [scope, ...], [nodeid, ...]], ...]: the tests that depend on
+                      `path`, grouped by the version they ran against and the scopes they used
+    versions          {path: [blob id, ...]}: the versions of each file some test ran against
     index:<blob id>   a `FileIndex` (content-addressed: computed once per file version)
     snap:<id>         {path: blob id} of the work tree a run started from
     stat              {path: [mtime_ns, size, blob id]} so unchanged files are not re-hashed
@@ -23,9 +27,17 @@ Layout (schema 1)::
 
 The ``env`` and ``quiet`` records are caches: any tia may ignore or delete them.
 
+``tests``, ``deps:`` and ``versions`` index the test records, and every write of
+test records rewrites them in the same transaction.  Planning reads them instead
+of the records: the summary row of each test, then only the ``deps:`` entries of
+files that have a version some test did not run against.  At 20,000 tests that
+is a few hundred kilobytes instead of every record.
+
 Schema history:
 
 1. First version.
+2. The index (``tests``, ``deps:``, ``versions``); a map of schema 1 gets it built
+   from its records when opened.
 """
 
 from __future__ import annotations
@@ -46,14 +58,17 @@ import diskcache
 from diskcache.core import MODE_RAW
 
 from tia.errors import CorruptStoreError, StoreError
-from tia.records import RecordError, RunFacts, TestRecord, safe_path
+from tia.records import Deps, RecordError, RunFacts, TestRecord, TestSummary, safe_path, scope_set, strings
 
 if TYPE_CHECKING:  # tia.scopes loads when an index is read: a run with nothing to do reads none
     from tia.scopes import FileIndex
 
-SCHEMA = 1
+SCHEMA = 2
 ENV = "env"
 QUIET = "quiet"
+SUMMARY = "tests"
+VERSIONS = "versions"
+DEPS = "deps:"
 
 # Settings diskcache writes itself, with the values tia asks for; anything else
 # in the Settings table means the file was not written by tia.
@@ -247,7 +262,9 @@ class Store:
                 f"this tia reads schema {SCHEMA})",
                 hint="upgrade tia, or discard the map with `tia cache clear`",
             )
-        if schema < SCHEMA:
+        if schema == 1:
+            self._index_records()
+        elif schema < SCHEMA:
             self.warn(f"the map uses schema {schema} and this tia uses {SCHEMA}: rebuilding it")
             self.rebuilt_reason = f"schema {schema} -> {SCHEMA}"
             self.cache.clear()
@@ -345,6 +362,49 @@ class Store:
         except RecordError as exc:
             raise CorruptStoreError(f"invalid test record: {exc}") from exc
         return records
+
+    def summaries(self) -> dict[str, TestSummary]:
+        """Every test's summary row, validated: what planning reads of every test."""
+        data = self._get(SUMMARY)
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise CorruptStoreError("the test summary is not an object")
+        try:
+            return {nodeid: TestSummary.from_row(nodeid, row) for nodeid, row in data.items()}
+        except RecordError as exc:
+            raise CorruptStoreError(f"invalid test summary: {exc}") from exc
+
+    def versions(self) -> dict[str, frozenset[str]]:
+        """For each file some test depends on, the versions (blob ids) they ran against."""
+        data = self._get(VERSIONS)
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise CorruptStoreError("the versions record is not an object")
+        try:
+            return {safe_path(path): frozenset(strings(shas, "blob id")) for path, shas in data.items()}
+        except RecordError as exc:
+            raise CorruptStoreError(f"invalid versions record: {exc}") from exc
+
+    def dependents(self, path: str) -> Deps:
+        """The tests that depend on `path`: node id -> (blob id, scopes), as their records say."""
+        data = self._get(DEPS + path)
+        out: Deps = {}
+        if data is None:
+            return out
+        if not isinstance(data, list):
+            raise CorruptStoreError(f"the dependents of {path} are not a list")
+        try:
+            for group in data:
+                if not (isinstance(group, list) and len(group) == 3 and isinstance(group[0], str)):
+                    raise RecordError("a group must be [blob id, scopes, node ids]")
+                dep = (group[0], scope_set(group[1]))
+                for nodeid in strings(group[2], "node id"):
+                    out[nodeid] = dep
+        except RecordError as exc:
+            raise CorruptStoreError(f"invalid dependents of {path}: {exc}") from exc
+        return out
 
     def index(self, sha: str) -> FileIndex | None:
         from tia.scopes import FileIndex
@@ -458,6 +518,7 @@ class Store:
         try:
             with self.cache.transact():
                 self.cache.delete(QUIET)
+                self._update_index(tests, set(remove), replace_all)
                 if replace_all:
                     for key in list(self.cache.iterkeys()):
                         if key.startswith("test:"):
@@ -497,12 +558,77 @@ class Store:
                         self.cache.delete(key)
                 for nodeid, record in tests.items():
                     self.cache.set("test:" + nodeid, record.to_json())
+                self._update_index(tests, set(), replace_all=True)
                 for sha, index in indexes.items():
                     self.cache.set("index:" + sha, index.to_json())
                 for snap_id, listing in snapshots.items():
                     self.cache.set("snap:" + snap_id, listing)
                 self.cache.set("facts", facts.to_json())
                 self.cache.set("meta", {**meta, "schema": SCHEMA})
+        except (sqlite3.Error, OSError) as exc:
+            raise self._write_error(exc) from exc
+
+    def _update_index(self, tests: dict[str, TestRecord], removed: set[str], replace_all: bool) -> None:
+        """Bring ``tests``, ``deps:`` and ``versions`` in line with records about to be
+        written (`tests`), removed (`removed`), or replacing all others (`replace_all`).
+
+        Inside the caller's transaction, before the records themselves change: the paths
+        a rewritten test depended on come from its record as the map holds it now.
+        Only the ``deps:`` entries of those paths and of the new records' paths are read
+        and, if they differ, written.  Entries of other tests are carried over as they
+        are, unvalidated: every read validates them (`summaries`, `dependents`).
+        """
+        rewritten = set(tests) | removed
+        summary: dict[str, Any] = {}
+        versions: dict[str, Any] = {}
+        paths: set[str] = set()
+        if replace_all:
+            for (key,) in self._rows((), "deps"):
+                self.cache.delete(key)
+        else:
+            summary = self._object(SUMMARY)
+            versions = self._object(VERSIONS)
+            for nodeid in rewritten:
+                old = self._get("test:" + nodeid)
+                if isinstance(old, dict) and isinstance(old.get("deps"), dict):
+                    paths.update(p for p in old["deps"] if isinstance(p, str))
+        added: dict[str, Deps] = {}
+        for nodeid, record in tests.items():
+            for path, dep in record.deps.items():
+                added.setdefault(path, {})[nodeid] = dep
+        for path in sorted(paths | added.keys()):
+            before = [] if replace_all else self._get(DEPS + path) or []
+            groups = _merged(_without(before, rewritten, path), added.get(path, {}))
+            if groups == before:
+                continue
+            if groups:
+                self.cache.set(DEPS + path, groups)
+                versions[path] = sorted({group[0] for group in groups})
+            else:
+                self.cache.delete(DEPS + path)
+                versions.pop(path, None)
+        for nodeid in removed:
+            summary.pop(nodeid, None)
+        for nodeid, record in tests.items():
+            summary[nodeid] = record.to_row()
+        self.cache.set(SUMMARY, summary)
+        self.cache.set(VERSIONS, versions)
+
+    def _object(self, key: str) -> dict[str, Any]:
+        value = self._get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise CorruptStoreError(f"the {key} record is not an object")
+        return value
+
+    def _index_records(self) -> None:
+        """Build the index of a schema-1 map from its test records (schema 1 -> 2)."""
+        records = self.tests()
+        try:
+            with self.cache.transact():
+                self._update_index(records, set(), replace_all=True)
+                self.cache.set("meta", {**(self.meta() or {}), "schema": SCHEMA})
         except (sqlite3.Error, OSError) as exc:
             raise self._write_error(exc) from exc
 
@@ -542,6 +668,36 @@ class Store:
             kind = key.partition(":")[0]
             counts[kind] = counts.get(kind, 0) + 1
         return counts
+
+
+def _merged(groups: list[list[Any]], deps: Deps) -> list[list[Any]]:
+    """A ``deps:`` entry: the tests of `groups` and of `deps`, grouped by blob id and scopes."""
+    merged: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for sha, scopes, members in groups:
+        merged.setdefault((sha, tuple(scopes)), []).extend(members)
+    for nodeid, (sha, scopes) in deps.items():
+        merged.setdefault((sha, tuple(sorted(scopes))), []).append(nodeid)
+    return [[sha, list(scopes), sorted(members)] for (sha, scopes), members in sorted(merged.items())]
+
+
+def _without(groups: Any, nodeids: set[str], path: str) -> list[list[Any]]:
+    """A stored ``deps:`` entry without the tests in `nodeids` (and the groups that empties)."""
+    if not isinstance(groups, list) or not all(
+        isinstance(g, list)
+        and len(g) == 3
+        and isinstance(g[0], str)
+        and isinstance(g[1], list)
+        and all(isinstance(scope, str) for scope in g[1])
+        and isinstance(g[2], list)
+        for g in groups
+    ):
+        raise CorruptStoreError(f"invalid dependents of {path}")
+    out = []
+    for sha, scopes, members in groups:
+        kept = [n for n in members if n not in nodeids] if nodeids.intersection(members) else members
+        if kept:
+            out.append([sha, scopes, kept])
+    return out
 
 
 def default_warn(message: str) -> None:
