@@ -292,6 +292,21 @@ def test_each_broken_map_file_is_refused_with_a_one_line_reason_before_any_map_i
 
 
 @pytest.mark.slow
+def test_a_map_file_of_schema_1_imports_with_its_index(source, tmp_path):
+    old = tmp_path / "schema1.json.gz"
+    old.write_bytes(_edited(lambda d: d.update(schema=1))(source))
+    store = Store(tmp_path / ".tia", print).open()
+    import_map(store, old, print)
+    exported = Store(source.project.path / ".tia", print).open()
+    assert store.tests() == exported.tests()
+    assert store.summaries() == exported.summaries()
+    assert store.versions() == exported.versions()
+    assert store.meta()["schema"] == SCHEMA
+    exported.close()
+    store.close()
+
+
+@pytest.mark.slow
 def test_importing_a_missing_file_is_refused_in_one_line(source, tmp_path):
     line = refused(source.project.tia("cache", "import", str(tmp_path / "nosuch.json.gz")))
     assert "No such file or directory" in line

@@ -505,7 +505,7 @@ def test_a_schema_1_map_gets_its_index_built_from_its_records(cache_dir, warning
     store = Store(cache_dir, Warnings()).open()
     write_sample(store, tests=records)
     # What tia of schema 1 left: the records, and no index.
-    for key in [k for k in store.cache.iterkeys() if k.startswith("deps:") or k in ("tests", "versions")]:
+    for key in [k for k in store.cache.iterkeys() if k.startswith(("deps:", "tests:")) or k == "versions"]:
         store.cache.delete(key)
     store.cache.set("meta", {**store.meta(), "schema": 1})
     store.close()
@@ -522,9 +522,9 @@ def test_a_schema_1_map_gets_its_index_built_from_its_records(cache_dir, warning
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("tests", ["t::a"], "test summary is not an object"),
-        ("tests", {"t::a": ["passed", 1, 1, "e"]}, "five fields"),
-        ("tests", {"t::a": ["maybe", 1, 1, "e", "v"]}, "unknown outcome"),
+        ("tests:t", ["t::a"], "invalid test summary: tests:t is not an object"),
+        ("tests:t", {"t::a": ["passed", 1, 1, "e"]}, "five fields"),
+        ("tests:t", {"t::a": ["maybe", 1, 1, "e", "v"]}, "unknown outcome"),
         ("versions", {"../x.py": ["1"]}, "unsafe path"),
         ("versions", {"x.py": "1"}, "expected a list"),
         ("deps:x.py", [["1", ["f"]]], "a group must be"),
@@ -548,7 +548,7 @@ def test_an_index_entry_of_the_wrong_shape_raises_corrupt_store_error(cache_dir,
     new_map(cache_dir)
     store = Store(cache_dir, Warnings()).open()
     store.cache.set(key, value)
-    read = {"tests": store.summaries, "versions": store.versions}.get(key, lambda: store.dependents("x.py"))
+    read = {"tests:t": store.summaries, "versions": store.versions}.get(key, lambda: store.dependents("x.py"))
     with pytest.raises(CorruptStoreError, match=message):
         read()
     store.close()

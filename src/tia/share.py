@@ -228,7 +228,8 @@ def _decode(doc: Any) -> SharedMap:
     schema = doc.get("schema")
     if type(schema) is not int:
         raise RecordError(f"invalid map schema {schema!r}")
-    if schema != SCHEMA:
+    # Schema 2 added an index inside the store; the records a file holds kept their shape.
+    if not 1 <= schema <= SCHEMA:
         newer = "a newer" if schema > SCHEMA else "an older"
         raise RecordError(
             f"written by {newer} tia (map schema {schema}; this tia reads schema {SCHEMA}): "

@@ -12,7 +12,8 @@ Layout (schema 2)::
 
     meta              {"schema": 2, "rootdir": "", "commit": ..., "env": ..., ...}
     test:<nodeid>     a `TestRecord`
-    tests             {nodeid: `TestSummary` row}: every test, without its dependencies
+    tests:<file>      {nodeid: `TestSummary` row}: the tests of one test file, without their
+                      dependencies
     deps:<path>       [[blob id, [scope, ...], [nodeid, ...]], ...]: the tests that depend on
                       `path`, grouped by the version they ran against and the scopes they used
     versions          {path: [blob id, ...]}: the versions of each file some test ran against
@@ -27,16 +28,16 @@ Layout (schema 2)::
 
 The ``env`` and ``quiet`` records are caches: any tia may ignore or delete them.
 
-``tests``, ``deps:`` and ``versions`` index the test records, and every write of
-test records rewrites them in the same transaction.  Planning reads them instead
-of the records: the summary row of each test, then only the ``deps:`` entries of
-files that have a version some test did not run against.  At 20,000 tests that
-is a few hundred kilobytes instead of every record.
+``tests:``, ``deps:`` and ``versions`` index the test records, and every write of
+test records updates them in the same transaction.  Planning reads them instead of
+the records: the summary rows, then only the ``deps:`` entries of files that have
+a version some test did not run against.  A write rewrites only the entries of the
+test files and dependencies its tests touch.
 
 Schema history:
 
 1. First version.
-2. The index (``tests``, ``deps:``, ``versions``); a map of schema 1 gets it built
+2. The index (``tests:``, ``deps:``, ``versions``); a map of schema 1 gets it built
    from its records when opened.
 """
 
@@ -66,7 +67,7 @@ if TYPE_CHECKING:  # tia.scopes loads when an index is read: a run with nothing 
 SCHEMA = 2
 ENV = "env"
 QUIET = "quiet"
-SUMMARY = "tests"
+SUMMARY = "tests:"
 VERSIONS = "versions"
 DEPS = "deps:"
 
@@ -365,15 +366,17 @@ class Store:
 
     def summaries(self) -> dict[str, TestSummary]:
         """Every test's summary row, validated: what planning reads of every test."""
-        data = self._get(SUMMARY)
-        if data is None:
-            return {}
-        if not isinstance(data, dict):
-            raise CorruptStoreError("the test summary is not an object")
+        out: dict[str, TestSummary] = {}
         try:
-            return {nodeid: TestSummary.from_row(nodeid, row) for nodeid, row in data.items()}
+            for key, mode, filename, value in self._rows(("mode", "filename", "value"), "tests"):
+                data = _decode(mode, filename, value)
+                if not isinstance(data, dict):
+                    raise RecordError(f"{key} is not an object")
+                for nodeid, row in data.items():
+                    out[nodeid] = TestSummary.from_row(nodeid, row)
         except RecordError as exc:
             raise CorruptStoreError(f"invalid test summary: {exc}") from exc
+        return out
 
     def versions(self) -> dict[str, frozenset[str]]:
         """For each file some test depends on, the versions (blob ids) they ran against."""
@@ -579,14 +582,12 @@ class Store:
         are, unvalidated: every read validates them (`summaries`, `dependents`).
         """
         rewritten = set(tests) | removed
-        summary: dict[str, Any] = {}
         versions: dict[str, Any] = {}
         paths: set[str] = set()
         if replace_all:
-            for (key,) in self._rows((), "deps"):
+            for (key,) in self._rows((), "deps", "tests"):
                 self.cache.delete(key)
         else:
-            summary = self._object(SUMMARY)
             versions = self._object(VERSIONS)
             for nodeid in rewritten:
                 old = self._get("test:" + nodeid)
@@ -607,11 +608,19 @@ class Store:
             else:
                 self.cache.delete(DEPS + path)
                 versions.pop(path, None)
-        for nodeid in removed:
-            summary.pop(nodeid, None)
-        for nodeid, record in tests.items():
-            summary[nodeid] = record.to_row()
-        self.cache.set(SUMMARY, summary)
+        shards: dict[str, dict[str, Any]] = {}
+        for nodeid in sorted(rewritten):
+            key = SUMMARY + nodeid.partition("::")[0]
+            if key not in shards:
+                shards[key] = {} if replace_all else self._object(key)
+            shards[key].pop(nodeid, None)
+            if nodeid in tests:
+                shards[key][nodeid] = tests[nodeid].to_row()
+        for key, shard in shards.items():
+            if shard:
+                self.cache.set(key, shard)
+            else:
+                self.cache.delete(key)
         self.cache.set(VERSIONS, versions)
 
     def _object(self, key: str) -> dict[str, Any]:
