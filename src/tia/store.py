@@ -207,6 +207,7 @@ class Store:
         self.directory = directory
         self.warn = warn
         self._cache: diskcache.Cache | None = None
+        self._reader: sqlite3.Connection | None = None
         self.rebuilt_reason: str | None = None
 
     # -- opening -------------------------------------------------------------
@@ -303,6 +304,9 @@ class Store:
         return self._cache
 
     def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         if self._cache is not None:
             self._cache.close()
             self._cache = None
@@ -340,17 +344,32 @@ class Store:
         where = " OR ".join("(key >= ? AND key < ?)" for _ in kinds)
         params = [bound for kind in kinds for bound in (kind + ":", kind + ";")]
         query = f"SELECT raw, key{''.join(', ' + c for c in columns)} FROM Cache WHERE {where} OR raw = 0"
-        try:
-            con = _read_only(Path(self.cache.directory) / "cache.db")
-            try:
-                rows = con.execute(query, params).fetchall()
-            finally:
-                con.close()
-        except sqlite3.Error as exc:
-            raise CorruptStoreError(f"cannot read the map: {exc}") from exc
+        rows = self._query(query, params)
         if any(not row[0] or not isinstance(row[1], str) for row in rows):
             raise CorruptStoreError("the map holds a key that is not a string")
         return [row[1:] for row in rows]
+
+    def _committed(self, keys: list[str]) -> dict[str, Any]:
+        """The values of `keys` that exist, as last committed, in a few queries rather than
+        one per key (a stored run reads hundreds)."""
+        out: dict[str, Any] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            marks = ", ".join("?" * len(chunk))
+            query = f"SELECT key, mode, filename, value FROM Cache WHERE raw = 1 AND key IN ({marks})"
+            for key, mode, filename, value in self._query(query, chunk):
+                out[key] = _decode(mode, filename, value)
+        return out
+
+    def _query(self, query: str, params: list[str]) -> list[tuple[Any, ...]]:
+        """Rows of a query on cache.db, through a read-only connection of this store's own
+        (it sees what is committed): opened once, since each open costs milliseconds."""
+        try:
+            if self._reader is None:
+                self._reader = _read_only(Path(self.cache.directory) / "cache.db")
+            return self._reader.execute(query, params).fetchall()
+        except sqlite3.Error as exc:
+            raise CorruptStoreError(f"cannot read the map: {exc}") from exc
 
     def tests(self) -> dict[str, TestRecord]:
         """Every test record, validated (at 20,000 tests, one query takes 0.06 s where a
@@ -575,11 +594,12 @@ class Store:
         """Bring ``tests``, ``deps:`` and ``versions`` in line with records about to be
         written (`tests`), removed (`removed`), or replacing all others (`replace_all`).
 
-        Inside the caller's transaction, before the records themselves change: the paths
-        a rewritten test depended on come from its record as the map holds it now.
-        Only the ``deps:`` entries of those paths and of the new records' paths are read
-        and, if they differ, written.  Entries of other tests are carried over as they
-        are, unvalidated: every read validates them (`summaries`, `dependents`).
+        Inside the caller's transaction, before it writes any record or index entry (it
+        reads them as committed): the paths a rewritten test depended on come from its
+        record as the map holds it.  Only the ``deps:`` entries of those paths and of the
+        new records' paths are read and, if they differ, written.  Entries of other tests
+        are carried over as they are, unvalidated: every read validates them
+        (`summaries`, `dependents`).
         """
         rewritten = set(tests) | removed
         versions: dict[str, Any] = {}
@@ -589,16 +609,17 @@ class Store:
                 self.cache.delete(key)
         else:
             versions = self._object(VERSIONS)
-            for nodeid in rewritten:
-                old = self._get("test:" + nodeid)
+            for old in self._committed(["test:" + n for n in rewritten]).values():
                 if isinstance(old, dict) and isinstance(old.get("deps"), dict):
                     paths.update(p for p in old["deps"] if isinstance(p, str))
         added: dict[str, Deps] = {}
         for nodeid, record in tests.items():
             for path, dep in record.deps.items():
                 added.setdefault(path, {})[nodeid] = dep
-        for path in sorted(paths | added.keys()):
-            before = [] if replace_all else self._get(DEPS + path) or []
+        touched = sorted(paths | added.keys())
+        stored = {} if replace_all else self._committed([DEPS + path for path in touched])
+        for path in touched:
+            before = stored.get(DEPS + path) or []
             groups = _merged(_without(before, rewritten, path), added.get(path, {}))
             if groups == before:
                 continue
@@ -608,11 +629,15 @@ class Store:
             else:
                 self.cache.delete(DEPS + path)
                 versions.pop(path, None)
+        keys = {SUMMARY + nodeid.partition("::")[0] for nodeid in rewritten}
+        stored = {} if replace_all else self._committed(sorted(keys))
         shards: dict[str, dict[str, Any]] = {}
         for nodeid in sorted(rewritten):
             key = SUMMARY + nodeid.partition("::")[0]
             if key not in shards:
-                shards[key] = {} if replace_all else self._object(key)
+                shards[key] = stored.get(key) or {}
+                if not isinstance(shards[key], dict):
+                    raise CorruptStoreError(f"invalid test summary: {key} is not an object")
             shards[key].pop(nodeid, None)
             if nodeid in tests:
                 shards[key][nodeid] = tests[nodeid].to_row()
