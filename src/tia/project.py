@@ -218,7 +218,7 @@ class Project:
             return read()
 
     def meta(self) -> dict[str, Any]:
-        if not self.store.exists() and not self.store.is_open:
+        if not self._has_map():
             return {}
         return self.open_store().meta() or {}
 

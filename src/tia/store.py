@@ -399,11 +399,7 @@ class Store:
 
     def versions(self) -> dict[str, frozenset[str]]:
         """For each file some test depends on, the versions (blob ids) they ran against."""
-        data = self._get(VERSIONS)
-        if data is None:
-            return {}
-        if not isinstance(data, dict):
-            raise CorruptStoreError("the versions record is not an object")
+        data = self._object(VERSIONS)
         try:
             return {safe_path(path): frozenset(strings(shas, "blob id")) for path, shas in data.items()}
         except RecordError as exc:
