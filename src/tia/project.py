@@ -39,7 +39,7 @@ from tia.records import (
     safe_path,
 )
 from tia.selection import ChangeSource, Reason, Selection, select
-from tia.store import Store
+from tia.store import Store, gc_paused
 from tia.worktree import WorkTree, snapshot_id
 
 if TYPE_CHECKING:  # tia.scopes loads when a file changed or a run is stored, not to find nothing to do
@@ -117,9 +117,9 @@ class Plan:
 
     def unaffected_uncollected(self, rootdir: str) -> int:
         """Mapped tests in the files pytest will not even collect."""
-        from tia.selection import test_file
+        from tia.selection import files_of
 
-        return sum(1 for n in self.known if test_file(n, rootdir) in self.skip_files)
+        return sum(1 for path in files_of(self.known, rootdir).values() if path in self.skip_files)
 
     def to_plugin(
         self, rootdir: str, record: bool, engine: str, shard: tuple[int, int] | None = None
@@ -254,7 +254,7 @@ class Project:
         (`Store.put_quiet`) with what it was computed from; while those inputs are the
         same, it is the answer again, without reading a test record (see `_quiet_key`).
         """
-        from tia.selection import test_file
+        from tia.selection import files_of
 
         self.open_store()
         worktree = self.worktree()
@@ -272,7 +272,8 @@ class Project:
         facts = self._guarded(self.store.facts)
         # Tests whose file is gone cannot run; the next fold drops them from the map.
         rootdir = self.rootdir()
-        tests = {n: r for n, r in recorded.items() if test_file(n, rootdir) in listing}
+        test_files = files_of(recorded, rootdir)
+        tests = {n: r for n, r in recorded.items() if test_files[n] in listing}
         base = self.git.merge_base(since) if since else None
         durations = {n: r.duration for n, r in tests.items()}
         empty = Selection()
@@ -299,6 +300,7 @@ class Project:
             sources.append(ChangeSource("since", base.files, frozenset(tests)))
         selection = select(
             tests=tests,
+            test_files=test_files,
             versions=recorded_versions,
             dependents=self.dependents,
             facts=facts,
@@ -321,9 +323,9 @@ class Project:
         plan.needs_pytest = (
             bool(selection.reasons)
             or len(tests) < len(recorded)
-            or _may_add_tests(touched, tests, recorded_versions.keys(), rootdir)
+            or _may_add_tests(touched, {test_files[n] for n in tests}, recorded_versions.keys())
         )
-        plan.skip_files = _skippable_files(tests, selection, touched, rootdir)
+        plan.skip_files = _skippable_files(tests, test_files, selection, touched)
         # A version whose index could not be had diffed as a module change; once git has it
         # (a fetch), the same inputs can give another answer, so such a plan is not saved.
         if quiet_key is not None and not plan.needs_pytest and not versions.unknown:
@@ -428,6 +430,7 @@ class Project:
 
     # -- storing a run -------------------------------------------------------------
 
+    @gc_paused()
     def fold(self, plan: Plan, payload: dict[str, Any], replace_all: bool) -> int:
         """Store what a run recorded: one transaction, then evict what nobody references.
 
@@ -498,7 +501,7 @@ class Project:
         # Keep the indexes of the files the run executed and of the .py files as they are now.
         wanted = {sha for r in records.values() for sha, _ in r.deps.values()}
         wanted |= {sha for p, sha in plan.listing.items() if p.endswith(".py")}
-        self.store.write_run(
+        blobs = self.store.write_run(
             tests=records,
             indexes={sha: i for sha, i in indexes.items() if sha in wanted},
             snapshot=(plan.snapshot, plan.listing),
@@ -507,7 +510,6 @@ class Project:
             replace_all=replace_all,
             remove=gone,
         )
-        blobs = {sha for shas in self.store.versions().values() for sha in shas}
         blobs |= {sha for p, sha in plan.listing.items() if p.endswith(".py")}
         self.store.evict(blobs, {r.epoch for r in merged.values()} | {plan.snapshot})
         self._summaries = merged
@@ -539,16 +541,19 @@ class Project:
     def _gone(self, plan: Plan, collected: set[str]) -> set[str]:
         """Mapped tests that no longer exist: their file is gone, or pytest collected
         their file whole and did not find them."""
-        from tia.selection import test_file
+        from tia.selection import files_of
 
         rootdir = self.rootdir()
-        collected_files = {test_file(n, rootdir) for n in collected}
-        gone = set()
-        for nodeid in plan.known:
-            path = test_file(nodeid, rootdir)
-            if path not in plan.listing or (path in collected_files and nodeid not in collected):
-                gone.add(nodeid)
-        return gone
+        collected_files = set(files_of(collected, rootdir).values())
+        # File by file first: a map of 20,000 tests holds some 2,000 test files.
+        paths = files_of({nodeid.partition("::")[0] for nodeid in plan.known}, rootdir)
+        suspects = {p for p, path in paths.items() if path not in plan.listing or path in collected_files}
+        return {
+            nodeid
+            for nodeid in plan.known
+            if (part := nodeid.partition("::")[0]) in suspects
+            and (paths[part] not in plan.listing or nodeid not in collected)
+        }
 
     def _pin(
         self, deps: dict[str, tuple[str, frozenset[str]]], blobs: dict[str, str], listing: dict[str, str]
@@ -598,25 +603,18 @@ def _imported_distributions(part: dict[str, Any]) -> dict[str, list[str] | None]
 
 
 def _skippable_files(
-    tests: dict[str, TestSummary], selection: Selection, touched: set[str], rootdir: str
+    tests: dict[str, TestSummary], test_files: dict[str, str], selection: Selection, touched: set[str]
 ) -> set[str]:
     """Test files pytest need not even collect: none of their tests is selected, and they
     did not change, so they hold no new tests either (what their collection ran is part of
     every one of their tests' dependencies)."""
-    from tia.selection import test_file
-
-    files = {test_file(n, rootdir) for n in tests}
-    needed = {test_file(n, rootdir) for n in selection.reasons}
+    files = {test_files[n] for n in tests}
+    needed = {test_files[n] for n in selection.reasons}
     return files - needed - touched
 
 
-def _may_add_tests(
-    touched: set[str], tests: dict[str, TestSummary], dep_paths: Collection[str], rootdir: str
-) -> bool:
+def _may_add_tests(touched: set[str], test_files: set[str], dep_paths: Collection[str]) -> bool:
     """Whether a changed file could hold tests the map does not know yet."""
-    from tia.selection import test_file
-
-    test_files = {test_file(n, rootdir) for n in tests}
     return any(
         p.endswith(".py")
         and (p in test_files or p not in dep_paths or posixpath.basename(p) == "conftest.py")

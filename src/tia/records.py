@@ -34,6 +34,9 @@ def _str(value: Any, what: str) -> str:
     return value
 
 
+_FLOAT_OR_INT = (float, int)
+
+
 def _number(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise RecordError(f"{what} must be a number")
@@ -124,6 +127,19 @@ class TestSummary:
 
     @classmethod
     def from_row(cls, nodeid: str, row: Any) -> TestSummary:
+        # Planning reads a row per test: the common, well-formed row takes one test per
+        # field; anything else goes the long way, which says what is wrong.
+        if type(row) is list and len(row) == 5:
+            outcome, duration, when, epoch, env = row
+            if (
+                type(outcome) is str
+                and outcome in OUTCOMES
+                and type(duration) in _FLOAT_OR_INT
+                and type(when) in _FLOAT_OR_INT
+                and type(epoch) is str
+                and type(env) is str
+            ):
+                return cls(nodeid, outcome, float(duration), float(when), epoch, env)
         if not (isinstance(row, list) and len(row) == 5):
             raise RecordError(f"summary of {nodeid} must be a list of five fields")
         outcome, duration, when, epoch, env = row

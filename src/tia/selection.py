@@ -106,6 +106,19 @@ def test_file(nodeid: str, rootdir: str) -> str:
     return posixpath.join(rootdir, path) if rootdir else path
 
 
+def files_of(nodeids: Iterable[str], rootdir: str) -> dict[str, str]:
+    """`test_file` of each node id, worked out once per file: a file holds many tests."""
+    paths: dict[str, str] = {}
+    out = {}
+    for nodeid in nodeids:
+        part = nodeid.partition("::")[0]
+        path = paths.get(part)
+        if path is None:
+            path = paths[part] = posixpath.join(rootdir, part) if rootdir else part
+        out[nodeid] = path
+    return out
+
+
 def _roots(path: str, files: set[str]) -> set[str]:
     """What pytest imports to run the tests of `path`: it, its conftests, its packages."""
     roots = {path}
@@ -131,6 +144,7 @@ def _under(directory: str, path: str) -> bool:
 def select(
     *,
     tests: dict[str, TestSummary],
+    test_files: Mapping[str, str],
     versions: Mapping[str, frozenset[str]],
     dependents: Callable[[str], Deps],
     facts: RunFacts,
@@ -143,11 +157,10 @@ def select(
     runs_all: Callable[[str], bool],
     ignored: Callable[[str], bool],
 ) -> Selection:
-    """Decide which known tests to run."""
+    """Decide which known tests to run (`test_files`: the file of each, `files_of`)."""
     sel = Selection()
-    files_of = {nodeid: test_file(nodeid, rootdir) for nodeid in tests}
     paths = set(current)
-    roots_of = {f: _roots(f, paths) for f in set(files_of.values())}
+    roots_of = {f: _roots(f, paths) for f in {test_files[nodeid] for nodeid in tests}}
 
     for nodeid, record in tests.items():
         if record.failed:
@@ -186,7 +199,7 @@ def select(
                 path=path,
                 d=d,
                 facts=facts,
-                files_of=files_of,
+                files_of=test_files,
                 roots_of=roots_of,
                 graph=graph,
                 rootdir=rootdir,
@@ -227,7 +240,7 @@ def _structural(
     path: str,
     d: FileDiff,
     facts: RunFacts,
-    files_of: dict[str, str],
+    files_of: Mapping[str, str],
     roots_of: dict[str, set[str]],
     graph: Importers,
     rootdir: str,

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import json
 import os
 import sqlite3
@@ -59,7 +60,17 @@ import diskcache
 from diskcache.core import MODE_RAW
 
 from tia.errors import CorruptStoreError, StoreError
-from tia.records import Deps, RecordError, RunFacts, TestRecord, TestSummary, safe_path, scope_set, strings
+from tia.records import (
+    Deps,
+    RecordError,
+    RunFacts,
+    TestRecord,
+    TestSummary,
+    deps_to_json,
+    safe_path,
+    scope_set,
+    strings,
+)
 
 if TYPE_CHECKING:  # tia.scopes loads when an index is read: a run with nothing to do reads none
     from tia.scopes import FileIndex
@@ -114,7 +125,9 @@ class SafeJSONDisk(diskcache.Disk):
         return key
 
     def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> Any:
-        data = zlib.compress(json.dumps(value, separators=(",", ":")).encode("utf-8"), 1)
+        # Values are built by tia from records, never self-referencing: no cycle check.
+        text = json.dumps(value, separators=(",", ":"), check_circular=False)
+        data = zlib.compress(text.encode("utf-8"), 1)
         return super().store(data, False, key=key)
 
     def remove(self, file_path: Any) -> None:
@@ -136,26 +149,46 @@ def _decode(mode: Any, filename: Any, value: Any) -> Any:
         raise CorruptStoreError(f"unreadable value in the map: {exc}") from exc
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Keep Python's cyclic garbage collector from running while a bulk of objects is built
+    from the map: as tens of thousands of them pile up it scans them again and again (at
+    20,000 tests, a tenth of a plan's time), and what JSON decodes to holds no cycle."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _read_only(db: Path) -> sqlite3.Connection:
     """A connection that reads cache.db directly, beside (never instead of) diskcache's own."""
     return sqlite3.connect(db.resolve().as_uri() + "?mode=ro", uri=True)
 
 
 def _check_settings(db: Path) -> None:
-    """Refuse a cache.db whose Settings table tia did not write."""
+    """Refuse a cache.db whose Settings table tia did not write, or that holds a row tia
+    would not write: a value in a side file, a key diskcache would unpickle."""
     try:
         con = _read_only(db)
     except sqlite3.Error as exc:
         raise CorruptStoreError(f"cannot open {db}: {exc}") from exc
     try:
         rows = con.execute("SELECT key, value FROM Settings").fetchall()
-        side_files = con.execute("SELECT count(*) FROM Cache WHERE filename IS NOT NULL").fetchone()[0]
+        # One pass over the rows, so that reads need not look for either again.
+        side_files, pickled_keys = con.execute(
+            "SELECT count(filename), total(raw = 0) FROM Cache WHERE filename IS NOT NULL OR raw = 0"
+        ).fetchone()
     except sqlite3.Error as exc:
         raise CorruptStoreError(f"{db} is not a tia map: {exc}") from exc
     finally:
         con.close()
     if side_files:
         raise CorruptStoreError(f"{db} has entries stored outside the database, which tia never writes")
+    if pickled_keys:
+        raise CorruptStoreError("the map holds a key that is not a string, which tia never writes")
     for key, value in rows:
         expected = _SETTINGS.get(key)
         if expected is None:
@@ -339,11 +372,12 @@ class Store:
         """``(key, *columns)`` of every row of diskcache's table whose key is ``KIND:...``
         for one of `kinds`, in one read-only query rather than a lookup per key.
 
-        Refuses the map if it holds a key diskcache would unpickle (raw = 0): never tia's."""
+        Refuses the map if one of them is a key diskcache would unpickle (raw = 0): `open`
+        refuses a map holding any."""
         # ";" follows ":" in ASCII: "KIND:" <= key < "KIND;" holds exactly the keys "KIND:...".
         where = " OR ".join("(key >= ? AND key < ?)" for _ in kinds)
         params = [bound for kind in kinds for bound in (kind + ":", kind + ";")]
-        query = f"SELECT raw, key{''.join(', ' + c for c in columns)} FROM Cache WHERE {where} OR raw = 0"
+        query = f"SELECT raw, key{''.join(', ' + c for c in columns)} FROM Cache WHERE {where}"
         rows = self._query(query, params)
         if any(not row[0] or not isinstance(row[1], str) for row in rows):
             raise CorruptStoreError("the map holds a key that is not a string")
@@ -371,6 +405,7 @@ class Store:
         except sqlite3.Error as exc:
             raise CorruptStoreError(f"cannot read the map: {exc}") from exc
 
+    @gc_paused()
     def tests(self) -> dict[str, TestRecord]:
         """Every test record, validated (at 20,000 tests, one query takes 0.06 s where a
         lookup per key took 2 s); the rows are decoded as `SafeJSONDisk` would."""
@@ -383,6 +418,7 @@ class Store:
             raise CorruptStoreError(f"invalid test record: {exc}") from exc
         return records
 
+    @gc_paused()
     def summaries(self) -> dict[str, TestSummary]:
         """Every test's summary row, validated: what planning reads of every test."""
         out: dict[str, TestSummary] = {}
@@ -530,21 +566,23 @@ class Store:
         meta: dict[str, Any],
         replace_all: bool,
         remove: Iterable[str] = (),
-    ) -> None:
-        """Store a run's results in one transaction: all of it lands, or none of it."""
+    ) -> set[str]:
+        """Store a run's results in one transaction: all of it lands, or none of it.
+
+        Returns the blob ids the map's dependencies refer to now (what eviction keeps)."""
         snap_id, listing = snapshot
         try:
             with self.cache.transact():
                 self.cache.delete(QUIET)
-                self._update_index(tests, set(remove), replace_all)
+                versions = self._update_index(tests, set(remove), replace_all)
                 if replace_all:
                     for key in list(self.cache.iterkeys()):
                         if key.startswith("test:"):
                             self.cache.delete(key)
-                for nodeid in remove:
-                    self.cache.delete("test:" + nodeid)
-                for nodeid, record in tests.items():
-                    self.cache.set("test:" + nodeid, record.to_json())
+                self._write_many(
+                    {"test:" + nodeid: record.to_json() for nodeid, record in tests.items()},
+                    ["test:" + nodeid for nodeid in remove],
+                )
                 self._add_indexes(indexes)
                 if ("snap:" + snap_id) not in self.cache:
                     self.cache.set("snap:" + snap_id, listing)
@@ -555,6 +593,10 @@ class Store:
                 self.cache.set("meta", {**previous, **meta, "schema": SCHEMA, "updated": time.time()})
         except (sqlite3.Error, OSError) as exc:
             raise self._write_error(exc) from exc
+        try:
+            return {sha for shas in versions.values() for sha in strings(shas, "blob id")}
+        except RecordError as exc:
+            raise CorruptStoreError(f"invalid versions record: {exc}") from exc
 
     def replace_map(
         self,
@@ -574,8 +616,7 @@ class Store:
                 for key in list(self.cache.iterkeys()):
                     if key != "stat":
                         self.cache.delete(key)
-                for nodeid, record in tests.items():
-                    self.cache.set("test:" + nodeid, record.to_json())
+                self._write_many({"test:" + nodeid: record.to_json() for nodeid, record in tests.items()})
                 self._update_index(tests, set(), replace_all=True)
                 for sha, index in indexes.items():
                     self.cache.set("index:" + sha, index.to_json())
@@ -586,45 +627,64 @@ class Store:
         except (sqlite3.Error, OSError) as exc:
             raise self._write_error(exc) from exc
 
-    def _update_index(self, tests: dict[str, TestRecord], removed: set[str], replace_all: bool) -> None:
+    def _update_index(
+        self, tests: dict[str, TestRecord], removed: set[str], replace_all: bool
+    ) -> dict[str, Any]:
         """Bring ``tests``, ``deps:`` and ``versions`` in line with records about to be
         written (`tests`), removed (`removed`), or replacing all others (`replace_all`).
 
         Inside the caller's transaction, before it writes any record or index entry (it
-        reads them as committed): the paths a rewritten test depended on come from its
-        record as the map holds it.  Only the ``deps:`` entries of those paths and of the
-        new records' paths are read and, if they differ, written.  Entries of other tests
-        are carried over as they are, unvalidated: every read validates them
-        (`summaries`, `dependents`).
+        reads them as committed): what a rewritten test depended on comes from its record
+        as the map holds it.  Only the ``deps:`` entries of the paths where some rewritten
+        test's dependency differs from its record's are read and, if they differ, written.
+        Entries of other tests are carried over as they are, unvalidated: every read
+        validates them (`summaries`, `dependents`).
         """
         rewritten = set(tests) | removed
         versions: dict[str, Any] = {}
-        paths: set[str] = set()
+        touched: set[str] = set()
         if replace_all:
             for (key,) in self._rows((), "deps", "tests"):
                 self.cache.delete(key)
         else:
             versions = self._object(VERSIONS)
-            for old in self._committed(["test:" + n for n in rewritten]).values():
-                if isinstance(old, dict) and isinstance(old.get("deps"), dict):
-                    paths.update(p for p in old["deps"] if isinstance(p, str))
+            old_records = self._committed(["test:" + n for n in rewritten])
+            for nodeid in rewritten:
+                old = old_records.get("test:" + nodeid)
+                old_deps = old.get("deps") if isinstance(old, dict) else None
+                old_deps = old_deps if isinstance(old_deps, dict) else {}
+                new_deps = deps_to_json(tests[nodeid].deps) if nodeid in tests else {}
+                # A path whose dependency this test keeps as it was keeps its entry as it is:
+                # a rerun test mostly depends on what it depended on before.
+                touched.update(
+                    p for p in old_deps.keys() | new_deps.keys() if old_deps.get(p) != new_deps.get(p)
+                )
         added: dict[str, Deps] = {}
         for nodeid, record in tests.items():
             for path, dep in record.deps.items():
-                added.setdefault(path, {})[nodeid] = dep
-        touched = sorted(paths | added.keys())
+                if replace_all or path in touched:
+                    added.setdefault(path, {})[nodeid] = dep
+        touched = sorted(touched | added.keys())
         stored = {} if replace_all else self._committed([DEPS + path for path in touched])
+        writes: dict[str, Any] = {}
+        deletes: list[str] = []
+        versions_changed = replace_all
         for path in touched:
             before = stored.get(DEPS + path) or []
-            groups = _merged(_without(before, rewritten, path), added.get(path, {}))
+            groups = _regrouped(before, rewritten, added.get(path, {}), path)
             if groups == before:
                 continue
+            shas = sorted({group[0] for group in groups})
+            if shas != versions.get(path, []):
+                versions_changed = True
+                if shas:
+                    versions[path] = shas
+                else:
+                    versions.pop(path)
             if groups:
-                self.cache.set(DEPS + path, groups)
-                versions[path] = sorted({group[0] for group in groups})
+                writes[DEPS + path] = groups
             else:
-                self.cache.delete(DEPS + path)
-                versions.pop(path, None)
+                deletes.append(DEPS + path)
         keys = {SUMMARY + nodeid.partition("::")[0] for nodeid in rewritten}
         stored = {} if replace_all else self._committed(sorted(keys))
         shards: dict[str, dict[str, Any]] = {}
@@ -639,10 +699,40 @@ class Store:
                 shards[key][nodeid] = tests[nodeid].to_row()
         for key, shard in shards.items():
             if shard:
-                self.cache.set(key, shard)
+                writes[key] = shard
             else:
-                self.cache.delete(key)
-        self.cache.set(VERSIONS, versions)
+                deletes.append(key)
+        if versions_changed:
+            writes[VERSIONS] = versions
+        self._write_many(writes, deletes)
+        return versions
+
+    def _write_many(self, values: dict[str, Any], deleted: Iterable[str] = ()) -> None:
+        """`cache.set` of `values` and `cache.delete` of `deleted`, inside the caller's
+        transaction, in one statement each.
+
+        A stored run writes hundreds of index entries; diskcache's ``set`` takes a SELECT
+        and an UPDATE per key, each through its own Python layers, and was half of the
+        update's time at 20,000 tests.  The rows are the ones ``set`` writes (values through
+        `SafeJSONDisk`, no expiry, no tag), and the triggers diskcache installs keep its
+        count and size in its Settings table, as for its own writes."""
+        now = time.time()
+        rows = []
+        for key, value in values.items():
+            size, mode, filename, data = self.cache.disk.store(value, False, key=key)
+            rows.append((key, now, now, size, mode, filename, data))
+        # diskcache has no batch write: its connection, in the transaction `transact` began.
+        con = self.cache._con
+        con.executemany("DELETE FROM Cache WHERE key = ? AND raw = 1", [(key,) for key in deleted])
+        con.executemany(
+            "INSERT INTO Cache (key, raw, store_time, expire_time, access_time, access_count,"
+            " tag, size, mode, filename, value) VALUES (?, 1, ?, NULL, ?, 0, NULL, ?, ?, ?, ?)"
+            " ON CONFLICT (key, raw) DO UPDATE SET store_time = excluded.store_time,"
+            " expire_time = NULL, access_time = excluded.access_time, access_count = 0, tag = NULL,"
+            " size = excluded.size, mode = excluded.mode, filename = excluded.filename,"
+            " value = excluded.value",
+            rows,
+        )
 
     def _object(self, key: str) -> dict[str, Any]:
         value = self._get(key)
@@ -700,34 +790,29 @@ class Store:
         return counts
 
 
-def _merged(groups: list[list[Any]], deps: Deps) -> list[list[Any]]:
-    """A ``deps:`` entry: the tests of `groups` and of `deps`, grouped by blob id and scopes."""
+def _regrouped(groups: Any, nodeids: set[str], deps: Deps, path: str) -> list[list[Any]]:
+    """A stored ``deps:`` entry without the tests in `nodeids`, with the tests of `deps`:
+    grouped by blob id and scopes, each group's node ids sorted."""
+    if not isinstance(groups, list):
+        raise CorruptStoreError(f"invalid dependents of {path}")
     merged: dict[tuple[str, tuple[str, ...]], list[str]] = {}
-    for sha, scopes, members in groups:
-        merged.setdefault((sha, tuple(scopes)), []).extend(members)
+    for group in groups:
+        if not (isinstance(group, list) and len(group) == 3):
+            raise CorruptStoreError(f"invalid dependents of {path}")
+        sha, scopes, members = group
+        if not (isinstance(sha, str) and _strings(scopes) and isinstance(members, list)):
+            raise CorruptStoreError(f"invalid dependents of {path}")
+        if not nodeids.isdisjoint(members):
+            members = [n for n in members if n not in nodeids]
+        if members:
+            merged.setdefault((sha, tuple(scopes)), []).extend(members)
     for nodeid, (sha, scopes) in deps.items():
         merged.setdefault((sha, tuple(sorted(scopes))), []).append(nodeid)
     return [[sha, list(scopes), sorted(members)] for (sha, scopes), members in sorted(merged.items())]
 
 
-def _without(groups: Any, nodeids: set[str], path: str) -> list[list[Any]]:
-    """A stored ``deps:`` entry without the tests in `nodeids` (and the groups that empties)."""
-    if not isinstance(groups, list) or not all(
-        isinstance(g, list)
-        and len(g) == 3
-        and isinstance(g[0], str)
-        and isinstance(g[1], list)
-        and all(isinstance(scope, str) for scope in g[1])
-        and isinstance(g[2], list)
-        for g in groups
-    ):
-        raise CorruptStoreError(f"invalid dependents of {path}")
-    out = []
-    for sha, scopes, members in groups:
-        kept = [n for n in members if n not in nodeids] if nodeids.intersection(members) else members
-        if kept:
-            out.append([sha, scopes, kept])
-    return out
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
 def default_warn(message: str) -> None:
