@@ -106,3 +106,43 @@ def test_pytest_addopts_reaches_the_run(mapped: GitProject) -> None:
 def test_arguments_after_the_double_dash_go_to_pytest(mapped: GitProject) -> None:
     result = mapped.tia("run", "--all", "--", "-k", "add", "-rA")
     assert result.ran() == {"tests/test_core.py::test_add"}, result
+
+
+def _plant_index(project: GitProject, index: object) -> None:
+    """Put `index` in the map as the index of pkg/core.py as it is now."""
+    from tia.gitrepo import blob_id
+
+    store = Store(project.path / ".tia", print).open()
+    try:
+        store.cache.set("index:" + blob_id((project.path / "pkg/core.py").read_bytes()), index)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_a_recorded_run_reuses_the_maps_index_of_a_file_version_it_already_holds(
+    project: GitProject, workers: str
+) -> None:
+    from tia.scopes import index_source
+
+    assert project.tia("map", "-n", "0").rc == 0
+    # An index the map holds for pkg/core.py's content, told apart from the real one by a
+    # scope name: whatever a run records against that content comes from it.
+    real = index_source((project.path / "pkg/core.py").read_bytes(), "pkg/core.py").to_json()
+    planted = {
+        **real,
+        "scopes": {k.replace("mul", "planted"): v for k, v in real["scopes"].items()},
+        "spans": [[name.replace("mul", "planted"), *lines] for name, *lines in real["spans"]],
+    }
+    _plant_index(project, planted)
+
+    assert project.run("--all", "-n", workers).rc == 0
+    assert _deps(project.path)["tests/test_core.py::test_mul"]["pkg/core.py"][1] == {"planted"}
+
+
+def test_an_unreadable_index_in_the_map_is_computed_again(project: GitProject) -> None:
+    assert project.tia("map", "-n", "0").rc == 0
+    _plant_index(project, {"module": 7})
+
+    assert project.run("--all", "-n", "0").rc == 0
+    assert _deps(project.path)["tests/test_core.py::test_mul"]["pkg/core.py"][1] == {"mul"}

@@ -122,7 +122,7 @@ class TiaDriver:
             plan = project.plan(since or project.config.since, run_all=run_all, why="--tia-all")
             plan_file = project.config.cache_dir / f"plan-{os.getpid()}.json"
             plugin_plan = plan.to_plugin(project.rootdir(), record, project.config.engine)
-            doc = {**plugin_plan, "root": str(root), "results": ""}
+            doc = {**plugin_plan, "root": str(root), "results": "", "cache": str(project.config.cache_dir)}
             plan_file.write_text(json.dumps(doc), encoding="utf-8")
         except TiaError as exc:
             stack.close()
@@ -383,6 +383,7 @@ class TiaSession:
         from tia.gitrepo import blob_id
         from tia.mapping import reduce_run, scopes_by_context
         from tia.scopes import FileIndex, index_source
+        from tia.store import IndexReader
 
         self.recorder.stop()
         if self.recorder.interrupted_by:
@@ -390,6 +391,7 @@ class TiaSession:
             return local
         blobs: dict[str, str] = {}
         indexes: dict[str, FileIndex] = {}
+        stored = IndexReader(Path(self.plan["cache"])) if self.plan.get("cache") else None
 
         def read(path: str) -> bytes | None:
             try:
@@ -403,6 +405,11 @@ class TiaSession:
                 return None
             sha = blob_id(content)
             blobs[path] = sha
+            # The map's index of this very content, when it has one: the same index, at the
+            # cost of a lookup rather than a parse (and the map needs no copy of it).
+            known = stored.get(sha) if stored is not None else None
+            if known is not None:
+                return known
             indexes[sha] = index_source(content, path)
             return indexes[sha]
 
@@ -412,7 +419,11 @@ class TiaSession:
                 blobs[path] = blob_id(content) if content is not None else "?"
             return blobs[path]
 
-        by_context = scopes_by_context(self.recorder.lines(), self.recorder.reads(), index_of)
+        try:
+            by_context = scopes_by_context(self.recorder.lines(), self.recorder.reads(), index_of)
+        finally:
+            if stored is not None:
+                stored.close()
         deps, facts = reduce_run(by_context, self.test_plans.values(), self.recorder.openers(), blob_of)
         from tia.records import deps_to_json
 

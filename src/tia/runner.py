@@ -97,7 +97,7 @@ def run_pytest(
     pid = os.getpid()
     plan_file = cache_dir / f"plan-{pid}.json"
     results_file = cache_dir / f"results-{pid}.json"
-    plan = {**plan, "root": str(root), "results": str(results_file)}
+    plan = {**plan, "root": str(root), "results": str(results_file), "cache": str(cache_dir)}
     plan_file.write_text(json.dumps(plan), encoding="utf-8")
     cmd = [sys.executable, "-m", "pytest", f"--tia-plan={plan_file}"]
     if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):

@@ -198,6 +198,40 @@ def _check_settings(db: Path) -> None:
             raise CorruptStoreError(f"{db} has an unexpected value for setting {key!r}")
 
 
+class IndexReader:
+    """The file indexes a map holds, read-only, for pytest's processes (tia's plugin): a
+    recorded run reuses the index of every file version the map already has, instead of
+    parsing and fingerprinting that file again.
+
+    It never writes and takes no lock (the tia process that started pytest holds it).
+    Values are decoded as `SafeJSONDisk` wrote them and checked by `FileIndex.from_json`;
+    anything missing or unreadable reads as absent, and the file is indexed afresh."""
+
+    def __init__(self, directory: Path) -> None:
+        self._db = directory / "cache.db"
+        self._con: sqlite3.Connection | None = None
+
+    def get(self, sha: str) -> FileIndex | None:
+        from tia.scopes import FileIndex
+
+        try:
+            if self._con is None:
+                if not self._db.is_file():
+                    return None
+                self._con = _read_only(self._db)
+            row = self._con.execute(
+                "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1", ("index:" + sha,)
+            ).fetchone()
+            return None if row is None else FileIndex.from_json(_decode(*row))
+        except (sqlite3.Error, CorruptStoreError, ValueError):
+            return None
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+
 class Lock:
     """An exclusive lock on the store, so two tia processes never interleave writes."""
 
