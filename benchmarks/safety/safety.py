@@ -156,8 +156,12 @@ def make_mutants(work: Work, per_kind: int) -> list[dict]:
     return mutants
 
 
-def run_env(outcomes: Path) -> dict:
+def run_env(work: Work, outcomes: Path) -> dict:
     env = dict(os.environ)
+    # Bytecode cached, as for installed packages: PYTHONDONTWRITEBYTECODE would have every run
+    # compile every module it imports, and a tool that imports more would pay more for it.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(work.root / "pycache")
     env["PYTHONPATH"] = str(HERE / "plugin")
     env["PYTEST_ADDOPTS"] = "-p safety_outcomes"
     env["SAFETY_OUTCOMES"] = str(outcomes)
@@ -180,7 +184,7 @@ def outcomes_of(path: Path) -> tuple[set[str], set[str]]:
 def run_suite(work: Work, args: list[str], log: Path) -> tuple[set[str], set[str], float]:
     outcomes = log.with_suffix(".jsonl")
     outcomes.unlink(missing_ok=True)
-    _, wall = sh(args, work.project, log, run_env(outcomes))
+    _, wall = sh(args, work.project, log, run_env(work, outcomes))
     ran, failed = outcomes_of(outcomes)
     return ran, failed, wall
 
@@ -262,7 +266,7 @@ def prepare_state(work: Work, tool: str) -> float:
         cmd = testmon_cmd(work)
         state = work.project / ".testmondata"
     status, wall = sh(
-        cmd, work.project, work.logs / f"{tool}-map.log", run_env(work.logs / f"{tool}-map.jsonl")
+        cmd, work.project, work.logs / f"{tool}-map.log", run_env(work, work.logs / f"{tool}-map.jsonl")
     )
     if status not in (0, 1):
         # A tool that fails on a project is scored as it is: its misses will show it.
