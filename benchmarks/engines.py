@@ -16,8 +16,9 @@ in turn:
 * plain ``pytest -q -p no:cacheprovider -p no:randomly``;
 * ``tia map -n 0 --engine coverage`` (coverage.py's ctrace core, every Python), from no map;
 * ``tia map -n 0 --engine monitoring`` (sys.monitoring, Python 3.12+), from no map;
-* with ``--testmon``, ``pytest --testmon`` from no testmon data: pytest-testmon's first run,
-  which maps the suite (issue 4 compares tia's mapping with it on Python 3.10 and 3.11).
+* with ``--testmon``, ``pytest -q --testmon`` from no testmon data (and with pytest's cache
+  provider, which testmon needs): pytest-testmon's first run, which maps the suite (issue 4
+  compares tia's mapping with it on Python 3.10 and 3.11).
 
 ``--engines`` runs only the engines named (on Python 3.10 and 3.11: ``coverage``).
 
@@ -105,8 +106,8 @@ def measure(
     env = bench_env(source, work)
     commands = {"pytest": [python, "-m", "pytest", "-q", "-p", "no:cacheprovider"]}
     for kind in kinds:
-        if kind == "testmon":
-            commands[kind] = [*commands["pytest"], "--testmon"]
+        if kind == "testmon":  # which needs pytest's cache provider (its --lf option)
+            commands[kind] = [python, "-m", "pytest", "-q", "--testmon"]
         else:
             commands[kind] = [python, "-m", "tia", "map", "-n", "0", "--engine", kind, "--", "-q"]
     walls: dict[str, list[float]] = {kind: [] for kind in commands}
