@@ -172,6 +172,17 @@ def test_recorded_environments_read_back_and_bad_entries_are_left_out() -> None:
     assert read_environments(["not", "a", "dict"]) == {}
 
 
+def test_a_distributions_name_read_from_its_headers_is_the_one_its_metadata_gives() -> None:
+    from importlib import metadata
+
+    from tia.environment import _name_of
+
+    dists = list(metadata.distributions())
+    assert len(dists) > 5  # pytest, its dependencies and tia's, at least
+    for dist in dists:
+        assert _name_of(dist) == (dist.metadata["Name"] or "")
+
+
 def test_imported_distributions_grow_with_what_the_process_imports(site: Path) -> None:
     sys.path.insert(0, str(site))
     try:

@@ -226,13 +226,27 @@ class ImportedDistributions:
         owning: set[str] = set()
         every: set[str] = set()
         for dist in metadata.distributions():
-            name = _normal(dist.metadata["Name"] or "")
+            name = _normal(_name_of(dist))
             every.add(name)
             for top in _top_level_names(dist):
                 owners.setdefault(top, []).append(name)
                 owning.add(name)
         self._frozen = frozenset(every - owning - {""})
         return owners
+
+
+def _name_of(dist: metadata.Distribution) -> str:
+    """``dist.metadata["Name"]``, read from the metadata's header lines only: the email
+    parser behind ``dist.metadata`` reads the long description too, and for every
+    installed distribution that was most of the time a recorded run spent starting."""
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    for line in text.splitlines():
+        if not line.strip():
+            break  # the headers end at the first blank line
+        key, sep, value = line.partition(":")
+        if sep and key.strip().lower() == "name":
+            return value.strip()
+    return ""
 
 
 def _top_level_names(dist: metadata.Distribution) -> set[str]:
