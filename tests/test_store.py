@@ -572,6 +572,31 @@ def test_an_index_entry_of_the_wrong_shape_raises_corrupt_store_error(cache_dir,
     store.close()
 
 
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("x", "not a list"),
+        ([["1", ["f"]]], "a group must be"),
+        ([["1", [["f"]], ["t::a"]]], "a scope must be a string"),
+        ([["1", ["f"], [1, "t::a"]]], "node id"),
+        ([["1", ["f"], [["t::a"]]]], "node id"),
+    ],
+    ids=["not-list", "short", "scope-list", "nodeid-int", "nodeid-list"],
+)
+def test_storing_a_run_over_a_deps_entry_of_the_wrong_shape_raises_corrupt_store_error(
+    cache_dir, value, message
+):
+    new_map(cache_dir)
+    store = Store(cache_dir, Warnings()).open()
+    store.cache.set("deps:x.py", value)
+    record = TestRecord(
+        "tests/test_b.py::test_two", "passed", 0.1, 1.0, "snap1", "env1", {"x.py": ("1", frozenset())}
+    )
+    with pytest.raises(CorruptStoreError, match=message):
+        write_sample(store, tests={record.nodeid: record}, replace_all=False)
+    store.close()
+
+
 def test_evicting_with_everything_referenced_removes_nothing(cache_dir):
     new_map(cache_dir)
     store = Store(cache_dir, Warnings()).open()

@@ -114,7 +114,7 @@ def files_of(nodeids: Iterable[str], rootdir: str) -> dict[str, str]:
         part = nodeid.partition("::")[0]
         path = paths.get(part)
         if path is None:
-            path = paths[part] = posixpath.join(rootdir, part) if rootdir else part
+            path = paths[part] = test_file(part, rootdir)
         out[nodeid] = path
     return out
 

@@ -469,11 +469,7 @@ class Store:
 
     def versions(self) -> dict[str, frozenset[str]]:
         """For each file some test depends on, the versions (blob ids) they ran against."""
-        data = self._object(VERSIONS)
-        try:
-            return {safe_path(path): frozenset(strings(shas, "blob id")) for path, shas in data.items()}
-        except RecordError as exc:
-            raise CorruptStoreError(f"invalid versions record: {exc}") from exc
+        return _versions(self._object(VERSIONS))
 
     def dependents(self, path: str) -> Deps:
         """The tests that depend on `path`: node id -> (blob id, scopes), as their records say."""
@@ -481,17 +477,9 @@ class Store:
         out: Deps = {}
         if data is None:
             return out
-        if not isinstance(data, list):
-            raise CorruptStoreError(f"the dependents of {path} are not a list")
-        try:
-            for group in data:
-                if not (isinstance(group, list) and len(group) == 3 and isinstance(group[0], str)):
-                    raise RecordError("a group must be [blob id, scopes, node ids]")
-                dep = (group[0], scope_set(group[1]))
-                for nodeid in strings(group[2], "node id"):
-                    out[nodeid] = dep
-        except RecordError as exc:
-            raise CorruptStoreError(f"invalid dependents of {path}: {exc}") from exc
+        for sha, scopes, members in _groups(data, path):
+            for nodeid in members:
+                out[nodeid] = (sha, scopes)
         return out
 
     def index(self, sha: str) -> FileIndex | None:
@@ -627,10 +615,7 @@ class Store:
                 self.cache.set("meta", {**previous, **meta, "schema": SCHEMA, "updated": time.time()})
         except (sqlite3.Error, OSError) as exc:
             raise self._write_error(exc) from exc
-        try:
-            return {sha for shas in versions.values() for sha in strings(shas, "blob id")}
-        except RecordError as exc:
-            raise CorruptStoreError(f"invalid versions record: {exc}") from exc
+        return {sha for shas in _versions(versions).values() for sha in shas}
 
     def replace_map(
         self,
@@ -824,29 +809,40 @@ class Store:
         return counts
 
 
+def _versions(data: dict[str, Any]) -> dict[str, frozenset[str]]:
+    """The ``versions`` record, checked."""
+    try:
+        return {safe_path(path): frozenset(strings(shas, "blob id")) for path, shas in data.items()}
+    except RecordError as exc:
+        raise CorruptStoreError(f"invalid versions record: {exc}") from exc
+
+
+def _groups(data: Any, path: str) -> list[tuple[str, frozenset[str], list[str]]]:
+    """A stored ``deps:`` entry, checked: (blob id, scopes, node ids) for each group."""
+    if not isinstance(data, list):
+        raise CorruptStoreError(f"the dependents of {path} are not a list")
+    out = []
+    try:
+        for group in data:
+            if not (isinstance(group, list) and len(group) == 3 and isinstance(group[0], str)):
+                raise RecordError("a group must be [blob id, scopes, node ids]")
+            out.append((group[0], scope_set(group[1]), strings(group[2], "node id")))
+    except RecordError as exc:
+        raise CorruptStoreError(f"invalid dependents of {path}: {exc}") from exc
+    return out
+
+
 def _regrouped(groups: Any, nodeids: set[str], deps: Deps, path: str) -> list[list[Any]]:
     """A stored ``deps:`` entry without the tests in `nodeids`, with the tests of `deps`:
     grouped by blob id and scopes, each group's node ids sorted."""
-    if not isinstance(groups, list):
-        raise CorruptStoreError(f"invalid dependents of {path}")
     merged: dict[tuple[str, tuple[str, ...]], list[str]] = {}
-    for group in groups:
-        if not (isinstance(group, list) and len(group) == 3):
-            raise CorruptStoreError(f"invalid dependents of {path}")
-        sha, scopes, members = group
-        if not (isinstance(sha, str) and _strings(scopes) and isinstance(members, list)):
-            raise CorruptStoreError(f"invalid dependents of {path}")
-        if not nodeids.isdisjoint(members):
-            members = [n for n in members if n not in nodeids]
-        if members:
-            merged.setdefault((sha, tuple(scopes)), []).extend(members)
+    for sha, scopes, members in _groups(groups, path):
+        kept = members if nodeids.isdisjoint(members) else [n for n in members if n not in nodeids]
+        if kept:
+            merged.setdefault((sha, tuple(sorted(scopes))), []).extend(kept)
     for nodeid, (sha, scopes) in deps.items():
         merged.setdefault((sha, tuple(sorted(scopes))), []).append(nodeid)
     return [[sha, list(scopes), sorted(members)] for (sha, scopes), members in sorted(merged.items())]
-
-
-def _strings(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
 def default_warn(message: str) -> None:
