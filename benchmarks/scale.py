@@ -195,9 +195,9 @@ def measure_update(root: Path, modules: int) -> float:
     """Seconds `Project.fold` takes to store the results of 100 tests."""
     project = Project(load_config(root, root), print)
     plan = project.plan(None, False)
-    # A run with tests to fold planned from the summaries (the saved plan answers only when
-    # there is nothing to run), and fold reuses them.
-    project.summaries()
+    # A run with tests to fold planned from the roster (the saved plan answers only when
+    # there is nothing to run), and fold reuses it.
+    project.roster()
     rng = random.Random(UPDATED_TESTS)
     listing = plan.listing
     outcomes = {}

@@ -172,15 +172,24 @@ def test_recorded_environments_read_back_and_bad_entries_are_left_out() -> None:
     assert read_environments(["not", "a", "dict"]) == {}
 
 
-def test_a_distributions_name_read_from_its_headers_is_the_one_its_metadata_gives() -> None:
+def test_a_distributions_name_and_version_read_from_its_headers_are_the_ones_its_metadata_gives(
+    tmp_path: Path,
+) -> None:
     from importlib import metadata
 
-    from tia.environment import _name_of
+    from tia.environment import _headers
 
     dists = list(metadata.distributions())
     assert len(dists) > 5  # pytest, its dependencies and tia's, at least
+    # Headers after the first blank line are the long description's text, not the metadata's.
+    made = tmp_path / "made-1.0.dist-info"
+    made.mkdir()
+    (made / "METADATA").write_text("Metadata-Version: 2.1\nName: made\n\nVersion: 9\nName: other\n")
+    dists.append(metadata.PathDistribution(made))
     for dist in dists:
-        assert _name_of(dist) == (dist.metadata["Name"] or "")
+        fields = dist.metadata
+        assert _headers(dist) == (fields.get("Name") or "", fields.get("Version") or "")
+    assert _headers(dists[-1]) == ("made", "")
 
 
 def test_imported_distributions_grow_with_what_the_process_imports(site: Path) -> None:

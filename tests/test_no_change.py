@@ -65,7 +65,7 @@ print(json.dumps({
     "touched": sorted(plan.touched),
     "needs_pytest": plan.needs_pytest,
     "skip_files": sorted(plan.skip_files),
-    "read_records": project._summaries is not None,
+    "read_records": project._roster is not None,
 }))
 """
 
@@ -158,6 +158,16 @@ def test_a_plan_that_finds_tests_to_run_is_never_saved(mapped: GitProject) -> No
     mapped.replace("pkg/core.py", "return a * b", "return b * a")
     assert plan(mapped, "records")["reasons"]
     assert plan(mapped, "saved")["read_records"]
+
+
+def test_a_plan_holds_the_durations_of_the_tests_it_selects_and_no_others(mapped: GitProject) -> None:
+    # Planning reads the roster for every test, and the summaries only of the selected ones' files.
+    mapped.replace("pkg/core.py", "return a * b", "return b * a")
+    doc = plan(mapped, "records")
+    assert set(doc["reasons"]) == {"tests/test_core.py::test_mul"}
+    assert len(doc["known"]) > 1
+    assert doc["durations"].keys() == {"tests/test_core.py::test_mul"}
+    assert doc["durations"]["tests/test_core.py::test_mul"] > 0
 
 
 def test_a_plan_since_a_ref_never_uses_the_saved_plan(mapped: GitProject) -> None:

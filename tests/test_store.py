@@ -12,6 +12,7 @@ import datetime
 import os
 import pickle
 import random
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -25,7 +26,7 @@ import pytest
 from diskcache.core import MODE_BINARY, MODE_PICKLE, MODE_RAW
 
 from tia.errors import CorruptStoreError, StoreError
-from tia.records import RunFacts, TestRecord
+from tia.records import Roster, RunFacts, TestRecord
 from tia.scopes import FileIndex
 from tia.store import SCHEMA, Lock, Store
 
@@ -185,7 +186,7 @@ def test_a_run_written_to_the_map_reads_back_identically_from_a_new_store(cache_
     assert isinstance(meta["updated"], float)
     assert reopened.counts() == {
         **{"test": 2, "index": 2, "snap": 1, "facts": 1, "meta": 1},
-        **{"tests": 1, "versions": 1, "deps": 1},  # the index: one file is depended on
+        **{"tests": 1, "roster": 1, "versions": 1, "deps": 1},  # the index: one file is depended on
     }
     assert warnings == []
     assert reopened.rebuilt_reason is None
@@ -435,17 +436,23 @@ def test_evict_removes_only_unreferenced_indexes_and_snapshots(cache_dir):
     assert store.stat_cache() == {"a.py": [1, 2, "3"]}
     assert store.counts() == {
         **{"test": 1, "index": 2, "snap": 1, "facts": 1, "meta": 1, "stat": 1},
-        **{"tests": 1, "versions": 1, "deps": 1},
+        **{"tests": 1, "roster": 1, "versions": 1, "deps": 1},
     }
     store.close()
 
 
-# -- the index: summaries, versions and dependents say what the records say ----------
+# -- the index: roster, summaries, versions and dependents say what the records say ----------
 
 
 def indexed(store: Store) -> dict[str, TestRecord]:
-    """The test records as the index tells them: summaries, plus dependents per file."""
-    out = {n: TestRecord(**vars(s), deps={}) for n, s in store.summaries().items()}
+    """The test records as the index tells them: summaries, plus dependents per file; and
+    the roster groups the summaries as they are."""
+    summaries = store.summaries()
+    by_file: dict[str, list] = {}
+    for nodeid, summary in summaries.items():
+        by_file.setdefault(nodeid.partition("::")[0], []).append(summary)
+    assert store.roster().files == {part: Roster.entry(group) for part, group in by_file.items()}
+    out = {n: TestRecord(**vars(s), deps={}) for n, s in summaries.items()}
     for path, shas in store.versions().items():
         dependents = store.dependents(path)
         assert {sha for sha, _ in dependents.values()} == shas, path
@@ -537,6 +544,25 @@ def test_a_schema_1_map_gets_its_index_built_from_its_records(cache_dir, warning
     store.close()
 
 
+def test_a_schema_2_map_gets_its_roster_built_from_its_summaries(cache_dir, warnings):
+    records = random_records(random.Random(5), [f"tests/test_{i % 3}.py::test_{i}" for i in range(12)])
+    store = Store(cache_dir, Warnings()).open()
+    write_sample(store, tests=records)
+    expected = store.roster()
+    assert sum(len(group.nodeids) for groups in expected.files.values() for group in groups) == 12
+    # What tia of schema 2 left: everything but the roster.
+    store.cache.delete("roster")
+    store.cache.set("meta", {**store.meta(), "schema": 2})
+    store.close()
+
+    store = Store(cache_dir, warnings).open()
+    assert store.meta()["schema"] == SCHEMA
+    assert store.roster() == expected
+    assert indexed(store) == records
+    assert (warnings, store.rebuilt_reason) == ([], None)
+    store.close()
+
+
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
@@ -549,6 +575,13 @@ def test_a_schema_1_map_gets_its_index_built_from_its_records(cache_dir, warning
         ("deps:x.py", [["1", "f", ["t::a"]]], "scopes must be a list"),
         ("deps:x.py", [["1", [["f"]], ["t::a"]]], "a scope must be a string"),
         ("deps:x.py", [["1", ["f"], [1]]], "node id"),
+        ("roster", [], "the roster record is not an object"),
+        ("roster", {"t": "e"}, "must be a list"),
+        ("roster", {"t": [["e", "v", "", ["t::a"], 1]]}, "four fields"),
+        ("roster", {"t": [["e", "v", "maybe", ["t::a"]]]}, "unknown outcome"),
+        ("roster", {"t": [["e", 1, "", ["t::a"]]]}, "env must be a string"),
+        ("roster", {"t": [["e", "v", "", [1]]]}, "node id"),
+        ("roster", {"t": [["e", "v", "", ["u::a"]]]}, "a test of another file"),
     ],
     ids=[
         "summary-list",
@@ -560,13 +593,21 @@ def test_a_schema_1_map_gets_its_index_built_from_its_records(cache_dir, warning
         "deps-scopes-str",
         "deps-scope-list",
         "deps-nodeid-int",
+        "roster-list",
+        "roster-str",
+        "roster-long",
+        "roster-outcome",
+        "roster-env",
+        "roster-nodeid-int",
+        "roster-other-file",
     ],
 )
 def test_an_index_entry_of_the_wrong_shape_raises_corrupt_store_error(cache_dir, key, value, message):
     new_map(cache_dir)
     store = Store(cache_dir, Warnings()).open()
     store.cache.set(key, value)
-    read = {"tests:t": store.summaries, "versions": store.versions}.get(key, lambda: store.dependents("x.py"))
+    reads = {"tests:t": store.summaries, "versions": store.versions, "roster": store.roster}
+    read = reads.get(key, lambda: store.dependents("x.py"))
     with pytest.raises(CorruptStoreError, match=message):
         read()
     store.close()
@@ -592,6 +633,19 @@ def test_storing_a_run_over_a_deps_entry_of_the_wrong_shape_raises_corrupt_store
     record = TestRecord(
         "tests/test_b.py::test_two", "passed", 0.1, 1.0, "snap1", "env1", {"x.py": ("1", frozenset())}
     )
+    with pytest.raises(CorruptStoreError, match=message):
+        write_sample(store, tests={record.nodeid: record}, replace_all=False)
+    store.close()
+
+
+def test_storing_a_run_beside_a_summary_of_the_wrong_shape_raises_corrupt_store_error(cache_dir):
+    # The run rewrites test_two's summary and carries test_one's over: the roster is built
+    # from both, so the one it did not write is checked too.
+    new_map(cache_dir)
+    store = Store(cache_dir, Warnings()).open()
+    store.cache.set("tests:tests/test_b.py", {"tests/test_b.py::test_one": ["maybe", 1, 1, "e", "v"]})
+    record = TestRecord("tests/test_b.py::test_two", "passed", 0.1, 1.0, "snap1", "env1", {})
+    message = re.escape("invalid test summary in tests:tests/test_b.py: unknown outcome")
     with pytest.raises(CorruptStoreError, match=message):
         write_sample(store, tests={record.nodeid: record}, replace_all=False)
     store.close()

@@ -226,7 +226,7 @@ class ImportedDistributions:
         owning: set[str] = set()
         every: set[str] = set()
         for dist in metadata.distributions():
-            name = _normal(_name_of(dist))
+            name = _normal(_headers(dist)[0])
             every.add(name)
             for top in _top_level_names(dist):
                 owners.setdefault(top, []).append(name)
@@ -235,18 +235,22 @@ class ImportedDistributions:
         return owners
 
 
-def _name_of(dist: metadata.Distribution) -> str:
-    """``dist.metadata["Name"]``, read from the metadata's header lines only: the email
-    parser behind ``dist.metadata`` reads the long description too, and for every
-    installed distribution that was most of the time a recorded run spent starting."""
+def _headers(dist: metadata.Distribution) -> tuple[str, str]:
+    """``dist.metadata["Name"]`` and ``["Version"]`` ("" for one that is missing), read
+    from the metadata's header lines only: the email parser behind ``dist.metadata``
+    reads the long description too, and for every installed distribution that was most
+    of the time a recorded run spent starting, and of the time tia took to read the
+    environment."""
     text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    found: dict[str, str] = {}
     for line in text.splitlines():
         if not line.strip():
             break  # the headers end at the first blank line
         key, sep, value = line.partition(":")
-        if sep and key.strip().lower() == "name":
-            return value.strip()
-    return ""
+        key = key.strip().lower()
+        if sep and key in ("name", "version"):
+            found.setdefault(key, value.strip())  # the first of a repeated header, as email's
+    return found.get("name", ""), found.get("version", "")
 
 
 def _top_level_names(dist: metadata.Distribution) -> set[str]:
@@ -312,12 +316,10 @@ def current(root: Path) -> Environment:
     python = f"{platform.python_implementation()} {'.'.join(map(str, sys.version_info[:3]))}"
     dists: dict[str, str] = {}
     for dist in metadata.distributions():
-        # `dist.version` would parse the metadata a second time.
-        fields = dist.metadata
-        name = fields["Name"]
+        name, version = _headers(dist)
         if not name or _is_project(dist, root):
             continue
-        dists[_normal(name)] = fields["Version"]
+        dists[_normal(name)] = version
     return Environment(python=python, distributions=dists)
 
 

@@ -32,9 +32,9 @@ from tia.records import (
     FAILED_OUTCOMES,
     Deps,
     RecordError,
+    Roster,
     RunFacts,
     TestRecord,
-    TestSummary,
     deps_from_json,
     safe_path,
 )
@@ -57,6 +57,7 @@ class Plan:
         known: node ids in the map; anything else pytest collects is new.
         listing: the work tree at the start: path -> blob id.
         snapshot: the content address of `listing`.
+        durations: the recorded durations of the tests it will run.
         touched: files that differ from some test's last run or from the base.
         needs_pytest: whether pytest must start at all (to run, or to look for new tests).
         base: the ``--since`` merge-base, if any.
@@ -168,7 +169,7 @@ class Project:
         self.git = GitRepo(config.root)
         self.store = Store(config.cache_dir, warn)
         self._tests: dict[str, TestRecord] | None = None
-        self._summaries: dict[str, TestSummary] | None = None
+        self._roster: Roster | None = None
         self._dependents: dict[str, Deps] = {}
         # Indexes of file versions that planning computed: fold stores those a run references.
         self._new_indexes: dict[str, FileIndex] = {}
@@ -185,16 +186,26 @@ class Project:
         return self.store.exists() or self.store.is_open
 
     def tests(self) -> dict[str, TestRecord]:
-        """Every test record, dependencies included (planning reads `summaries` instead)."""
+        """Every test record, dependencies included (planning reads `roster` instead)."""
         if self._tests is None:
             self._tests = self._guarded(self.open_store().tests) if self._has_map() else {}
         return self._tests
 
-    def summaries(self) -> dict[str, TestSummary]:
-        """Every test's summary, without its dependencies."""
-        if self._summaries is None:
-            self._summaries = self._guarded(self.open_store().summaries) if self._has_map() else {}
-        return self._summaries
+    def roster(self) -> Roster:
+        """Every test, as the roster groups them."""
+        if self._roster is None:
+            self._roster = self._guarded(self.open_store().roster) if self._has_map() else Roster()
+        return self._roster
+
+    def durations(self, nodeids: Collection[str] | None) -> dict[str, float]:
+        """The recorded durations of `nodeids` (of every test if None): read from the
+        summaries of their files only, since a plan mostly runs a few of them."""
+        if not self._has_map():
+            return {}
+        parts = None if nodeids is None else {n.partition("::")[0] for n in nodeids}
+        summaries = self._guarded(lambda: self.open_store().summaries(parts))
+        wanted = summaries.keys() if nodeids is None else nodeids
+        return {n: summaries[n].duration for n in wanted if n in summaries}
 
     def versions(self) -> dict[str, frozenset[str]]:
         """For each file tests depend on, the versions they ran against."""
@@ -254,7 +265,7 @@ class Project:
         (`Store.put_quiet`) with what it was computed from; while those inputs are the
         same, it is the answer again, without reading a test record (see `_quiet_key`).
         """
-        from tia.selection import files_of
+        from tia.selection import test_file
 
         self.open_store()
         worktree = self.worktree()
@@ -268,27 +279,37 @@ class Project:
             quiet = self._quiet_plan(quiet_key, listing, snap, env)
             if quiet is not None:
                 return quiet
-        recorded = self.summaries()
+        roster = self.roster()
         facts = self._guarded(self.store.facts)
-        # Tests whose file is gone cannot run; the next fold drops them from the map.
         rootdir = self.rootdir()
-        test_files = files_of(recorded, rootdir)
-        tests = {n: r for n, r in recorded.items() if test_files[n] in listing}
+        known = set(roster.nodeids())
+        test_files: dict[str, str] = {}
+        failed: dict[str, str] = {}
+        by_env: dict[str, set[str]] = {}
+        by_epoch: dict[str, set[str]] = {}
+        for part, groups in roster.files.items():
+            path = test_file(part, rootdir)
+            # Tests whose file is gone cannot run; the next fold drops them from the map.
+            if path not in listing:
+                continue
+            for group in groups:
+                test_files.update(dict.fromkeys(group.nodeids, path))
+                by_env.setdefault(group.env, set()).update(group.nodeids)
+                by_epoch.setdefault(group.epoch, set()).update(group.nodeids)
+                if group.failed:
+                    failed.update(dict.fromkeys(group.nodeids, group.failed))
+        tests = test_files.keys()
         base = self.git.merge_base(since) if since else None
-        durations = {n: r.duration for n, r in tests.items()}
         empty = Selection()
         why_all = why if run_all else None
         if not tests:
             why_all = why_all or "no map yet: the first run maps the whole suite"
         if why_all:
-            return Plan("all", why_all, empty, set(recorded), listing, snap, env, durations, base=base)
+            return Plan("all", why_all, empty, known, listing, snap, env, self.durations(None), base=base)
 
         versions = self.file_versions(listing, worktree)
         recorded_versions = self.versions()
         sources = []
-        by_epoch: dict[str, set[str]] = {}
-        for nodeid, record in tests.items():
-            by_epoch.setdefault(record.epoch, set()).add(nodeid)
         stale: set[str] = set()
         for epoch, nodeids in by_epoch.items():
             old = self._guarded(lambda e=epoch: self.store.snapshot(e))
@@ -300,6 +321,8 @@ class Project:
             sources.append(ChangeSource("since", base.files, frozenset(tests)))
         selection = select(
             tests=tests,
+            failed=failed,
+            envs=by_env,
             test_files=test_files,
             versions=recorded_versions,
             dependents=self.dependents,
@@ -317,22 +340,21 @@ class Project:
             selection.add(nodeid, Reason("changed", detail="the snapshot of its last run is gone"))
         self._new_indexes = versions.new
         touched = self._touched(recorded_versions, sources, listing)
-        known = set(recorded)
+        durations = self.durations(selection.reasons)
         plan = Plan("select", None, selection, known, listing, snap, env, durations, touched, base=base)
         # Tests whose file is gone leave the map when a run is stored: pytest must run for that.
         plan.needs_pytest = (
             bool(selection.reasons)
-            or len(tests) < len(recorded)
-            or _may_add_tests(touched, {test_files[n] for n in tests}, recorded_versions.keys())
+            or len(tests) < len(known)
+            or _may_add_tests(touched, set(test_files.values()), recorded_versions.keys())
         )
-        plan.skip_files = _skippable_files(tests, test_files, selection, touched)
+        plan.skip_files = _skippable_files(test_files, selection, touched)
         # A version whose index could not be had diffed as a module change; once git has it
         # (a fetch), the same inputs can give another answer, so such a plan is not saved.
         if quiet_key is not None and not plan.needs_pytest and not versions.unknown:
             quiet_doc = {
                 "key": quiet_key,
                 "known": sorted(known),
-                "durations": durations,
                 "touched": sorted(touched),
                 "skip_files": sorted(plan.skip_files),
             }
@@ -387,18 +409,12 @@ class Project:
         doc = self._guarded(self.store.quiet)
         if not isinstance(doc, dict) or doc.get("key") != key:
             return None
-        known, durations = doc.get("known"), doc.get("durations")
-        touched, skip_files = doc.get("touched"), doc.get("skip_files")
-        if not (
-            _strings(known)
-            and _strings(touched)
-            and _strings(skip_files)
-            and isinstance(durations, dict)
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in durations.values())
-        ):
+        known, touched, skip_files = doc.get("known"), doc.get("touched"), doc.get("skip_files")
+        if not (_strings(known) and _strings(touched) and _strings(skip_files)):
             return None  # not the shape tia writes: plan from the records instead
         self._new_indexes = {}
-        plan = Plan("select", None, Selection(), set(known), listing, snap, env, dict(durations))
+        # Nothing runs, so no duration is needed.
+        plan = Plan("select", None, Selection(), set(known), listing, snap, env, {})
         plan.touched = set(touched)
         plan.needs_pytest = False
         plan.skip_files = set(skip_files)
@@ -494,10 +510,8 @@ class Project:
             meta["collect_seconds"] = collect[0]
         if replace_all:
             meta["mapped"] = plan.started
-        merged: dict[str, TestSummary] = dict(records) if replace_all else {**self.summaries(), **records}
-        for nodeid in gone - records.keys():
-            merged.pop(nodeid, None)
-        meta["environments"] = self._environments_for(merged, envs)
+        env_ids, epochs = self._kept(records, gone, replace_all)
+        meta["environments"] = self._environments_for(env_ids, envs)
         # Keep the indexes of the files the run executed and of the .py files as they are now.
         wanted = {sha for r in records.values() for sha, _ in r.deps.values()}
         wanted |= {sha for p, sha in plan.listing.items() if p.endswith(".py")}
@@ -511,16 +525,34 @@ class Project:
             remove=gone,
         )
         blobs |= {sha for p, sha in plan.listing.items() if p.endswith(".py")}
-        self.store.evict(blobs, {r.epoch for r in merged.values()} | {plan.snapshot})
-        self._summaries = merged
+        self.store.evict(blobs, epochs | {plan.snapshot})
+        self._roster = None
         self._tests = None
         self._dependents = {}
         return len(records)
 
-    def _environments_for(self, tests: dict[str, TestSummary], envs: Slices) -> dict[str, Any]:
-        """The recorded environments `tests` refer to, with the ones they were sliced from."""
+    def _kept(
+        self, records: dict[str, TestRecord], gone: set[str], replace_all: bool
+    ) -> tuple[set[str], set[str]]:
+        """The environment ids and snapshots the map's tests refer to once `records` are
+        stored and `gone` removed: the roster's groups tell them without a test's summary."""
+        env_ids = {r.env for r in records.values()}
+        epochs = {r.epoch for r in records.values()}
+        if not replace_all:
+            rewritten = records.keys() | gone
+            for groups in self.roster().files.values():
+                for group in groups:
+                    if (group.env not in env_ids or group.epoch not in epochs) and any(
+                        n not in rewritten for n in group.nodeids
+                    ):
+                        env_ids.add(group.env)
+                        epochs.add(group.epoch)
+        return env_ids, epochs
+
+    def _environments_for(self, env_ids: set[str], envs: Slices) -> dict[str, Any]:
+        """The recorded environments `env_ids`, with the ones they were sliced from."""
         known = {**read_environments(self.meta().get("environments")), **envs.entries}
-        keep = {env_id: known[env_id] for env_id in {r.env for r in tests.values()} if env_id in known}
+        keep = {env_id: known[env_id] for env_id in env_ids if env_id in known}
         for _, base in list(keep.values()):
             if base and base in known:
                 keep[base] = known[base]
@@ -541,19 +573,19 @@ class Project:
     def _gone(self, plan: Plan, collected: set[str]) -> set[str]:
         """Mapped tests that no longer exist: their file is gone, or pytest collected
         their file whole and did not find them."""
-        from tia.selection import files_of
+        from tia.selection import files_of, test_file
 
         rootdir = self.rootdir()
         collected_files = set(files_of(collected, rootdir).values())
+        gone: set[str] = set()
         # File by file first: a map of 20,000 tests holds some 2,000 test files.
-        paths = files_of({nodeid.partition("::")[0] for nodeid in plan.known}, rootdir)
-        suspects = {p for p, path in paths.items() if path not in plan.listing or path in collected_files}
-        return {
-            nodeid
-            for nodeid in plan.known
-            if (part := nodeid.partition("::")[0]) in suspects
-            and (paths[part] not in plan.listing or nodeid not in collected)
-        }
+        for part, groups in self.roster().files.items():
+            path = test_file(part, rootdir)
+            if path not in plan.listing:
+                gone.update(n for group in groups for n in group.nodeids)
+            elif path in collected_files:
+                gone.update(n for group in groups for n in group.nodeids if n not in collected)
+        return gone
 
     def _pin(
         self, deps: dict[str, tuple[str, frozenset[str]]], blobs: dict[str, str], listing: dict[str, str]
@@ -602,13 +634,11 @@ def _imported_distributions(part: dict[str, Any]) -> dict[str, list[str] | None]
     return out
 
 
-def _skippable_files(
-    tests: dict[str, TestSummary], test_files: dict[str, str], selection: Selection, touched: set[str]
-) -> set[str]:
+def _skippable_files(test_files: dict[str, str], selection: Selection, touched: set[str]) -> set[str]:
     """Test files pytest need not even collect: none of their tests is selected, and they
     did not change, so they hold no new tests either (what their collection ran is part of
     every one of their tests' dependencies)."""
-    files = {test_files[n] for n in tests}
+    files = set(test_files.values())
     needed = {test_files[n] for n in selection.reasons}
     return files - needed - touched
 

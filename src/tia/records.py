@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 FAILED_OUTCOMES = frozenset({"failed", "error"})
 # The scope of a Python file whose text a test read, as data rather than as code:
@@ -82,9 +83,12 @@ def scope_set(value: Any) -> frozenset[str]:
 
 
 def strings(value: Any, what: str) -> list[str]:
-    """A list of strings read from outside, checked."""
+    """A list of strings read from outside, checked (the list itself, when it is one)."""
     if not isinstance(value, list):
         raise RecordError(f"expected a list of {what}s")
+    # One pass in C for the common case: the roster alone holds every node id of the map.
+    if set(map(type, value)) <= {str}:
+        return value
     return [_str(item, what) for item in value]
 
 
@@ -151,6 +155,71 @@ class TestSummary:
             _str(epoch, "epoch"),
             _str(env, "env"),
         )
+
+
+class RosterGroup(NamedTuple):
+    """Tests of one file that planning tells apart from others only as a group."""
+
+    epoch: str
+    env: str
+    failed: str  # the outcome, if they failed last time; else ""
+    nodeids: list[str]
+
+
+@dataclass
+class Roster:
+    """Every mapped test, file by file (the part of its node id before ``::``), grouped by
+    the snapshot and environment it last ran in and by whether it failed.
+
+    This is what planning reads of every test: at 20,000 tests, one entry decodes in a
+    tenth of the time 20,000 summaries take.  Durations and the rest are read from the
+    summaries, for the tests a plan selects.
+    """
+
+    files: dict[str, list[RosterGroup]] = field(default_factory=dict)
+
+    @staticmethod
+    def entry(summaries: Iterable[TestSummary]) -> list[RosterGroup]:
+        """The groups of one file's tests."""
+        groups: dict[tuple[str, str, str], list[str]] = {}
+        for s in summaries:
+            key = (s.epoch, s.env, s.outcome if s.failed else "")
+            groups.setdefault(key, []).append(s.nodeid)
+        return [RosterGroup(*key, sorted(nodeids)) for key, nodeids in sorted(groups.items())]
+
+    def nodeids(self) -> Iterator[str]:
+        for groups in self.files.values():
+            for group in groups:
+                yield from group.nodeids
+
+    @staticmethod
+    def entry_to_json(groups: list[RosterGroup]) -> list[list[Any]]:
+        return [list(group) for group in groups]
+
+    @classmethod
+    def from_json(cls, data: Any) -> Roster:
+        if not isinstance(data, dict):
+            raise RecordError("the roster must be an object")
+        files: dict[str, list[RosterGroup]] = {}
+        for part, groups in data.items():
+            if not isinstance(groups, list):
+                raise RecordError(f"the roster of {part!r} must be a list")
+            out = []
+            for row in groups:
+                if not (isinstance(row, list) and len(row) == 4):
+                    raise RecordError(f"a group of {part!r} in the roster must be a list of four fields")
+                epoch, env, failed, nodeids = row
+                if failed and failed not in FAILED_OUTCOMES:
+                    raise RecordError(f"unknown outcome {failed!r}")
+                nodeids = strings(nodeids, "node id")
+                # A node id filed under another test file would escape that file's checks.
+                if nodeids and {n.partition("::")[0] for n in nodeids} != {part}:
+                    raise RecordError(f"the roster of {part!r} holds a test of another file")
+                out.append(
+                    RosterGroup(_str(epoch, "epoch"), _str(env, "env"), _str(failed, "outcome"), nodeids)
+                )
+            files[part] = out
+        return cls(files)
 
 
 def _outcome(value: Any) -> str:

@@ -76,7 +76,8 @@ def choose_workers(
 
 
 def predict_seconds(selected: list[str], durations: dict[str, float]) -> float | None:
-    """Serial time of a selection from recorded durations (a test without one costs the median)."""
+    """Serial time of a selection from recorded durations (the plan's: those of the tests it
+    selected); a test without one costs their median."""
     if not durations:
         return None
     median = statistics.median(durations.values())

@@ -1,6 +1,6 @@
 """Selection: from the map and what changed, which known tests must run, and why.
 
-`select` is pure: the coordinator hands it the recorded tests (summaries), the
+`select` is pure: the coordinator hands it the recorded tests (from the roster), the
 versions of each file they ran against and a way to look up who depends on a file
 (the store's index: only files that differ are looked up), listings of the work
 tree (now, at each test's last run, at the ``--since`` merge-base), a `diff`
@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import posixpath
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from tia.records import TEXT, Deps, RunFacts, TestSummary
+from tia.records import TEXT, Deps, RunFacts
 
 if TYPE_CHECKING:  # the coordinator loads tia.scopes when a file changed: `diff` hands its FileDiffs
     from tia.scopes import FileDiff
@@ -137,13 +137,30 @@ def _roots(path: str, files: set[str]) -> set[str]:
         directory = posixpath.dirname(directory)
 
 
+class _RootsOf:
+    """`_roots` of every test file, worked out when a module-level change first needs them."""
+
+    def __init__(self, test_files: Mapping[str, str], paths: set[str]) -> None:
+        self._test_files = test_files
+        self._paths = paths
+        self._roots: dict[str, set[str]] | None = None
+
+    @property
+    def all(self) -> dict[str, set[str]]:
+        if self._roots is None:
+            self._roots = {f: _roots(f, self._paths) for f in set(self._test_files.values())}
+        return self._roots
+
+
 def _under(directory: str, path: str) -> bool:
     return not directory or path.startswith(directory + "/")
 
 
 def select(
     *,
-    tests: dict[str, TestSummary],
+    tests: Collection[str],
+    failed: Mapping[str, str],
+    envs: Mapping[str, Collection[str]],
     test_files: Mapping[str, str],
     versions: Mapping[str, frozenset[str]],
     dependents: Callable[[str], Deps],
@@ -157,17 +174,19 @@ def select(
     runs_all: Callable[[str], bool],
     ignored: Callable[[str], bool],
 ) -> Selection:
-    """Decide which known tests to run (`test_files`: the file of each, `files_of`)."""
+    """Decide which of the known tests `tests` to run: `failed` maps those that failed
+    last time to their outcome, `envs` each environment id to its tests, `test_files`
+    each test to its file."""
     sel = Selection()
-    paths = set(current)
-    roots_of = {f: _roots(f, paths) for f in {test_files[nodeid] for nodeid in tests}}
-
-    for nodeid, record in tests.items():
-        if record.failed:
-            sel.add(nodeid, Reason("failed", detail=f"{record.outcome} last time"))
-        env_change = env_difference(record.env)
+    for nodeid in sorted(failed):
+        sel.add(nodeid, Reason("failed", detail=f"{failed[nodeid]} last time"))
+    for env_id, nodeids in envs.items():
+        env_change = env_difference(env_id)
         if env_change is not None:
-            sel.add(nodeid, Reason(env_change[0], detail=f"environment changed: {env_change[1]}"))
+            reason = Reason(env_change[0], detail=f"environment changed: {env_change[1]}")
+            for nodeid in sorted(nodeids):
+                sel.add(nodeid, reason)
+    roots_of = _RootsOf(test_files, set(current))
 
     # Dependencies recorded per test, against the version each test ran with: only the
     # files with a version that is not the current one have dependents to check.
@@ -241,7 +260,7 @@ def _structural(
     d: FileDiff,
     facts: RunFacts,
     files_of: Mapping[str, str],
-    roots_of: dict[str, set[str]],
+    roots_of: _RootsOf,
     graph: Importers,
     rootdir: str,
     runs_all: Callable[[str], bool],
@@ -275,11 +294,11 @@ def _structural(
         return
     importers = graph.importers(path)
     scope = MODULE if d.module_changed else sorted(import_time)[0]
-    via = {f for f, roots in roots_of.items() if roots & importers}
+    via = {f for f, roots in roots_of.all.items() if roots & importers}
     for nodeid in tests:
         test_path = files_of[nodeid]
         if test_path in via:
-            link = sorted(roots_of[test_path] & importers)[0]
+            link = sorted(roots_of.all[test_path] & importers)[0]
             detail = "" if link == path else f"imported through {link}"
             sel.add(nodeid, Reason(source.rule, path, scope, detail or d.detail))
 

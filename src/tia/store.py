@@ -8,12 +8,14 @@ statements.  A `.tia/` directory may come from a CI cache or a teammate.
 The portable single-file form of the map (`tia cache export`/`import`) is
 `tia.share`'s; it writes an imported map here with `Store.replace_map`.
 
-Layout (schema 2)::
+Layout (schema 3)::
 
-    meta              {"schema": 2, "rootdir": "", "commit": ..., "env": ..., ...}
+    meta              {"schema": 3, "rootdir": "", "commit": ..., "env": ..., ...}
     test:<nodeid>     a `TestRecord`
     tests:<file>      {nodeid: `TestSummary` row}: the tests of one test file, without their
                       dependencies
+    roster            {file: [[epoch, env, failed outcome or "", [nodeid, ...]], ...]}: every
+                      test, as a `Roster` groups them
     deps:<path>       [[blob id, [scope, ...], [nodeid, ...]], ...]: the tests that depend on
                       `path`, grouped by the version they ran against and the scopes they used
     versions          {path: [blob id, ...]}: the versions of each file some test ran against
@@ -28,17 +30,19 @@ Layout (schema 2)::
 
 The ``env`` and ``quiet`` records are caches: any tia may ignore or delete them.
 
-``tests:``, ``deps:`` and ``versions`` index the test records, and every write of
-test records updates them in the same transaction.  Planning reads them instead of
-the records: the summary rows, then only the ``deps:`` entries of files that have
-a version some test did not run against.  A write rewrites only the entries of the
-test files and dependencies its tests touch.
+``tests:``, ``roster``, ``deps:`` and ``versions`` index the test records, and every
+write of test records updates them in the same transaction.  Planning reads them
+instead of the records: the roster, then only the ``deps:`` entries of files that
+have a version some test did not run against, then the summary rows of the files of
+the tests it selected.  A write rewrites only the entries of the test files and
+dependencies its tests touch, and the roster.
 
 Schema history:
 
 1. First version.
 2. The index (``tests:``, ``deps:``, ``versions``); a map of schema 1 gets it built
    from its records when opened.
+3. The ``roster``; a map of schema 2 gets it built from its summaries when opened.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ from tia.errors import CorruptStoreError, StoreError
 from tia.records import (
     Deps,
     RecordError,
+    Roster,
     RunFacts,
     TestRecord,
     TestSummary,
@@ -75,10 +80,11 @@ from tia.records import (
 if TYPE_CHECKING:  # tia.scopes loads when an index is read: a run with nothing to do reads none
     from tia.scopes import FileIndex
 
-SCHEMA = 2
+SCHEMA = 3
 ENV = "env"
 QUIET = "quiet"
 SUMMARY = "tests:"
+ROSTER = "roster"
 VERSIONS = "versions"
 DEPS = "deps:"
 
@@ -333,6 +339,8 @@ class Store:
             )
         if schema == 1:
             self._index_records()
+        elif schema == 2:
+            self._add_roster()
         elif schema < SCHEMA:
             self.warn(f"the map uses schema {schema} and this tia uses {SCHEMA}: rebuilding it")
             self.rebuilt_reason = f"schema {schema} -> {SCHEMA}"
@@ -453,12 +461,19 @@ class Store:
         return records
 
     @gc_paused()
-    def summaries(self) -> dict[str, TestSummary]:
-        """Every test's summary row, validated: what planning reads of every test."""
+    def summaries(self, parts: Iterable[str] | None = None) -> dict[str, TestSummary]:
+        """The summary of every test, or of those of the test files `parts` (roster keys),
+        validated."""
         out: dict[str, TestSummary] = {}
+        if parts is None:
+            rows = [
+                (key, _decode(mode, filename, value))
+                for key, mode, filename, value in self._rows(("mode", "filename", "value"), "tests")
+            ]
+        else:
+            rows = list(self._committed(sorted(SUMMARY + part for part in parts)).items())
         try:
-            for key, mode, filename, value in self._rows(("mode", "filename", "value"), "tests"):
-                data = _decode(mode, filename, value)
+            for key, data in rows:
                 if not isinstance(data, dict):
                     raise RecordError(f"{key} is not an object")
                 for nodeid, row in data.items():
@@ -466,6 +481,14 @@ class Store:
         except RecordError as exc:
             raise CorruptStoreError(f"invalid test summary: {exc}") from exc
         return out
+
+    @gc_paused()
+    def roster(self) -> Roster:
+        """Every test, as the roster groups them: what planning reads of every test."""
+        try:
+            return Roster.from_json(self._object(ROSTER))
+        except RecordError as exc:
+            raise CorruptStoreError(f"invalid roster: {exc}") from exc
 
     def versions(self) -> dict[str, frozenset[str]]:
         """For each file some test depends on, the versions (blob ids) they ran against."""
@@ -615,7 +638,11 @@ class Store:
                 self.cache.set("meta", {**previous, **meta, "schema": SCHEMA, "updated": time.time()})
         except (sqlite3.Error, OSError) as exc:
             raise self._write_error(exc) from exc
-        return {sha for shas in _versions(versions).values() for sha in shas}
+        try:
+            # Eviction needs the blob ids only: the paths are checked where they are read.
+            return {sha for shas in versions.values() for sha in strings(shas, "blob id")}
+        except RecordError as exc:
+            raise CorruptStoreError(f"invalid versions record: {exc}") from exc
 
     def replace_map(
         self,
@@ -716,11 +743,16 @@ class Store:
             shards[key].pop(nodeid, None)
             if nodeid in tests:
                 shards[key][nodeid] = tests[nodeid].to_row()
+        roster = {} if replace_all else self._object(ROSTER)
         for key, shard in shards.items():
+            part = key[len(SUMMARY) :]
             if shard:
                 writes[key] = shard
+                roster[part] = Roster.entry_to_json(Roster.entry(_summaries_of(shard, key)))
             else:
                 deletes.append(key)
+                roster.pop(part, None)
+        writes[ROSTER] = roster
         if versions_changed:
             writes[VERSIONS] = versions
         self._write_many(writes, deletes)
@@ -760,6 +792,19 @@ class Store:
         if not isinstance(value, dict):
             raise CorruptStoreError(f"the {key} record is not an object")
         return value
+
+    def _add_roster(self) -> None:
+        """Build the roster of a schema-2 map from its summaries (schema 2 -> 3)."""
+        by_part: dict[str, list[TestSummary]] = {}
+        for nodeid, summary in self.summaries().items():
+            by_part.setdefault(nodeid.partition("::")[0], []).append(summary)
+        roster = {part: Roster.entry_to_json(Roster.entry(s)) for part, s in by_part.items()}
+        try:
+            with self.cache.transact():
+                self.cache.set(ROSTER, roster)
+                self.cache.set("meta", {**(self.meta() or {}), "schema": SCHEMA})
+        except (sqlite3.Error, OSError) as exc:
+            raise self._write_error(exc) from exc
 
     def _index_records(self) -> None:
         """Build the index of a schema-1 map from its test records (schema 1 -> 2)."""
@@ -807,6 +852,15 @@ class Store:
             kind = key.partition(":")[0]
             counts[kind] = counts.get(kind, 0) + 1
         return counts
+
+
+def _summaries_of(shard: dict[str, Any], key: str) -> list[TestSummary]:
+    """The rows of a ``tests:`` entry about to be written, validated: a write carries the
+    rows of tests it did not run over unread, and the roster is built from all of them."""
+    try:
+        return [TestSummary.from_row(nodeid, row) for nodeid, row in shard.items()]
+    except RecordError as exc:
+        raise CorruptStoreError(f"invalid test summary in {key}: {exc}") from exc
 
 
 def _versions(data: dict[str, Any]) -> dict[str, frozenset[str]]:
