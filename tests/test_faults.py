@@ -84,6 +84,23 @@ def test_a_corrupt_map_is_moved_aside_and_rebuilt(mapped: GitProject) -> None:
     assert mapped.run().ran() == set()
 
 
+def test_a_map_found_corrupt_midway_through_planning_is_mapped_again_whole(mapped: GitProject) -> None:
+    # Planning reads a test file's summaries only once it selected one of its tests: late.
+    code = (
+        "import sys; from pathlib import Path; from tia.store import Store; "
+        "s = Store(Path(sys.argv[1]), print).open(); key = 'tests:tests/test_core.py'; "
+        "s.cache.set(key, {n: ['maybe', 1, 1, 'e', 'v'] for n in s.cache.get(key)})"
+    )
+    subprocess.run([sys.executable, "-c", code, str(mapped.path / ".tia")], check=True)
+    mapped.replace("pkg/core.py", "return a * b", "return b * a")
+    result = mapped.run()
+    assert result.rc == 0, result
+    assert "moved it to" in result.stderr
+    assert "the map was unreadable: mapping the whole suite again" in result.stderr
+    assert result.ran() == ALL_SAMPLE_TESTS
+    assert mapped.run().ran() == set()
+
+
 def test_a_map_from_a_newer_tia_is_refused_and_kept(mapped: GitProject) -> None:
     code = (
         "import sys; from pathlib import Path; from tia.store import Store; "

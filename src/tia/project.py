@@ -226,6 +226,7 @@ class Project:
         except CorruptStoreError as exc:
             self.store.quarantine(str(exc))
             self.store.open()
+            self._roster, self._tests, self._dependents = None, None, {}
             return read()
 
     def meta(self) -> dict[str, Any]:
@@ -265,6 +266,15 @@ class Project:
         (`Store.put_quiet`) with what it was computed from; while those inputs are the
         same, it is the answer again, without reading a test record (see `_quiet_key`).
         """
+        quarantines = self.store.quarantines
+        plan = self._plan(since, run_all, why)
+        if self.store.quarantines != quarantines and plan.mode != "all":
+            # The map was found corrupt midway: what was read of it before went aside with it,
+            # and a selection from it would be stored into the new, empty map.
+            plan = self._plan(since, True, "the map was unreadable: mapping the whole suite again")
+        return plan
+
+    def _plan(self, since: str | None, run_all: bool, why: str) -> Plan:
         from tia.selection import test_file
 
         self.open_store()

@@ -282,6 +282,7 @@ class Store:
         self._cache: diskcache.Cache | None = None
         self._reader: sqlite3.Connection | None = None
         self.rebuilt_reason: str | None = None
+        self.quarantines = 0  # how many maps this store moved aside
 
     # -- opening -------------------------------------------------------------
 
@@ -366,6 +367,7 @@ class Store:
             raise StoreError(f"the map is corrupt ({reason}) and cannot be moved aside: {exc}") from exc
         self.warn(f"the map was unreadable ({reason}); moved it to {aside} and starting a new one")
         self.rebuilt_reason = "corrupt map moved aside"
+        self.quarantines += 1
         self._prepare_directory()
 
     @property
