@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -146,3 +149,104 @@ def test_an_unreadable_index_in_the_map_is_computed_again(project: GitProject) -
 
     assert project.run("--all", "-n", "0").rc == 0
     assert _deps(project.path)["tests/test_core.py::test_mul"]["pkg/core.py"][1] == {"mul"}
+
+
+# -- indexing ahead, while pytest runs ----------------------------------------------------
+
+
+def _python_blobs(project: GitProject) -> dict[str, str]:
+    from tia.gitrepo import blob_id
+
+    return {
+        str(p.relative_to(project.path)): blob_id(p.read_bytes())
+        for p in project.path.rglob("*.py")
+        if ".tia" not in p.parts
+    }
+
+
+def _project_api(project: GitProject) -> Any:
+    from tia.config import load_config
+    from tia.project import Project
+
+    return Project(load_config(project.path, project.path), print)
+
+
+def test_a_run_of_every_test_indexes_every_python_file_ahead_while_pytest_runs(project: GitProject) -> None:
+    project.write("pkg/unused.py", "def never():\n    return 1\n")  # no test runs or imports it
+    project.commit("unused")
+    tia = _project_api(project)
+    with tia.store.locked(print):
+        plan = tia.plan(None, run_all=True)
+        assert plan.mode == "all"
+        blobs = _python_blobs(project)
+        assert tia.store.lacking_indexes(blobs.values()) == set(blobs.values())
+        tia.index_ahead(plan, done=lambda: True)  # pytest already done: nothing to do
+        assert tia.store.lacking_indexes(blobs.values()) == set(blobs.values())
+        tia.index_ahead(plan, done=lambda: False)
+        assert tia.store.lacking_indexes(blobs.values()) == set()
+    tia.store.close()
+    # What it stored is what the plugin would have computed.
+    from tia.scopes import index_source
+
+    store = Store(project.path / ".tia", print).open()
+    assert store.index(blobs["pkg/unused.py"]) == index_source((project.path / "pkg/unused.py").read_bytes())
+    store.close()
+    # A map holding nothing but file indexes opens as a map, not as a corrupt one.
+    result = project.run()
+    assert "moved it to" not in result.stderr
+    assert result.rc == 0, result
+
+
+def test_a_selection_stores_the_indexes_planning_made_and_no_others(mapped: GitProject) -> None:
+    blobs = _python_blobs(mapped)
+    store = Store(mapped.path / ".tia", print).open()
+    store.cache.delete("index:" + blobs["tests/conftest.py"])  # a version the map lacks
+    store.close()
+    mapped.replace("pkg/core.py", "return a * b", "return b * a")
+    edited = _python_blobs(mapped)["pkg/core.py"]
+    tia = _project_api(mapped)
+    with tia.store.locked(print):
+        plan = tia.plan(None, run_all=False)
+        assert plan.selected == ["tests/test_core.py::test_mul"]
+        assert tia.store.lacking_indexes([edited]) == {edited}
+        tia.index_ahead(plan, done=lambda: False)
+        assert tia.store.lacking_indexes([edited, blobs["tests/conftest.py"]]) == {blobs["tests/conftest.py"]}
+    tia.store.close()
+
+
+def test_pytest_is_stopped_when_the_work_done_while_it_runs_fails(mapped: GitProject, tmp_path: Path) -> None:
+    from tia.runner import run_pytest
+
+    started = tmp_path / "started"
+    mapped.write(
+        "tests/test_slow.py",
+        f"""
+        import os, time
+        from pathlib import Path
+
+        def test_slow():
+            Path({str(started)!r}).write_text(str(os.getpid()))
+            time.sleep(120)
+        """,
+    )
+
+    def meanwhile(done: Any) -> None:
+        while not started.exists() or not started.read_text():
+            assert not done()
+            time.sleep(0.05)
+        raise RuntimeError("a bug in the work done meanwhile")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_pytest(
+            root=mapped.path,
+            cache_dir=mapped.path / ".tia",
+            plan={"mode": "all", "record": False, "engine": "coverage", "selected": [], "known": []},
+            pytest_args=["-p", "no:cacheprovider", str(mapped.path / "tests/test_slow.py")],
+            workers=0,
+            quiet=True,
+            meanwhile=meanwhile,
+        )
+    # The pytest process is gone (killed and reaped), and so are the plan and results files.
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(started.read_text()), 0)
+    assert not list((mapped.path / ".tia").glob("plan-*.json"))

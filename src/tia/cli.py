@@ -199,12 +199,15 @@ def _execute(
     workers = _workers(project, plan, pytest_args)
     if workers:
         _say(f"using {workers} pytest-xdist workers")
+    # Index files ahead on a core pytest leaves idle, never on one it uses.
+    spare = isinstance(workers, int) and max(workers, 1) < (os.cpu_count() or 1)
     result = run_pytest(
         root=project.root,
         cache_dir=project.config.cache_dir,
         plan=plan.to_plugin(project.rootdir(), True, project.config.engine, shard),
         pytest_args=pytest_args,
         workers=workers,
+        meanwhile=(lambda done: project.index_ahead(plan, done)) if spare else None,
     )
     if result.payload is None:
         _warn("pytest reported no results; the map is unchanged")

@@ -16,6 +16,7 @@ import signal
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,8 +94,12 @@ def run_pytest(
     workers: int | str,
     collect_only: bool = False,
     quiet: bool = False,
+    meanwhile: Callable[[Callable[[], bool]], None] | None = None,
 ) -> RunResult:
-    """Run pytest on a plan; return its exit status and the plugin's results."""
+    """Run pytest on a plan; return its exit status and the plugin's results.
+
+    `meanwhile`, if given, is called once pytest has started, with a function that says
+    whether pytest is done: work to do in this process while pytest runs."""
     pid = os.getpid()
     plan_file = cache_dir / f"plan-{pid}.json"
     results_file = cache_dir / f"results-{pid}.json"
@@ -112,6 +117,8 @@ def run_pytest(
     try:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL if quiet else None)
         try:
+            if meanwhile is not None:
+                meanwhile(lambda: proc.poll() is not None)
             rc = proc.wait()
         except KeyboardInterrupt:
             # pytest got the same Ctrl-C: let it finish its session and write what completed.
@@ -121,6 +128,11 @@ def run_pytest(
             except (KeyboardInterrupt, subprocess.TimeoutExpired):
                 proc.send_signal(signal.SIGKILL)
                 rc = proc.wait()
+        except BaseException:
+            # `meanwhile` failed: pytest must not outlive this process, nor run on without its plan.
+            proc.kill()
+            proc.wait()
+            raise
         payload = None
         if results_file.exists():
             try:

@@ -596,6 +596,31 @@ class Store:
         except (sqlite3.Error, OSError) as exc:
             self.warn(f"could not save the plan: {exc}")
 
+    def add_indexes(self, indexes: dict[str, FileIndex]) -> bool:
+        """Store file indexes the map lacks, in a transaction of their own (best effort:
+        a failure is a warning, and False); on a map with no run stored yet, write its meta
+        record too, so that the next open does not take the map for corrupt."""
+        try:
+            with self.cache.transact():
+                if self.meta() is None:
+                    self.cache.set("meta", {"schema": SCHEMA})
+                self._add_indexes(indexes)
+        except (sqlite3.Error, OSError, StoreError) as exc:
+            self.warn(f"could not save file indexes: {exc}")
+            return False
+        return True
+
+    def lacking_indexes(self, shas: Iterable[str]) -> set[str]:
+        """The blob ids among `shas` whose index the map does not hold."""
+        wanted = sorted(set(shas))
+        held: set[str] = set()
+        for i in range(0, len(wanted), 500):
+            keys = ["index:" + sha for sha in wanted[i : i + 500]]
+            marks = ", ".join("?" * len(keys))
+            rows = self._query(f"SELECT key FROM Cache WHERE raw = 1 AND key IN ({marks})", keys)
+            held.update(key[len("index:") :] for (key,) in rows)
+        return set(wanted) - held
+
     def _add_indexes(self, indexes: dict[str, FileIndex]) -> None:
         """Store the file indexes the map lacks (inside the caller's transaction); content
         addressed, so one already stored is the same."""
