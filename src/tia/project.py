@@ -445,15 +445,17 @@ class Project:
         from tia.gitrepo import blob_id
         from tia.scopes import index_source
 
-        wanted = {sha: path for path, sha in sorted(plan.listing.items()) if path.endswith(".py")}
+        wanted: dict[str, str] = {}
+        if plan.mode == "all":
+            wanted = {sha: path for path, sha in sorted(plan.listing.items()) if path.endswith(".py")}
         try:
-            missing = self.store.lacking_indexes(wanted)
+            missing = self.store.lacking_indexes(wanted.keys() | self._new_indexes.keys())
         except StoreError:
             return  # the map is read again, and moved aside if need be, when the run is stored
         batch = {sha: index for sha, index in self._new_indexes.items() if sha in missing}
         flushed = time.monotonic()
         for sha, path in wanted.items():
-            if plan.mode != "all" or done():
+            if done():
                 break
             if sha not in missing or sha in batch:
                 continue
