@@ -171,9 +171,10 @@ class Roster:
     """Every mapped test, file by file (the part of its node id before ``::``), grouped by
     the snapshot and environment it last ran in and by whether it failed.
 
-    This is what planning reads of every test: at 20,000 tests, one entry decodes in a
-    tenth of the time 20,000 summaries take.  Durations and the rest are read from the
-    summaries, for the tests a plan selects.
+    This is what planning reads of every test: at 20,000 tests, decoding and checking
+    this one entry took a quarter of the time the 20,000 summaries took (0.056 against
+    0.217 s under cProfile).  Durations and the rest are read from the summaries, for
+    the tests a plan selects.
     """
 
     files: dict[str, list[RosterGroup]] = field(default_factory=dict)
