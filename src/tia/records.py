@@ -210,15 +210,14 @@ class Roster:
                 if not (isinstance(row, list) and len(row) == 4):
                     raise RecordError(f"a group of {part!r} in the roster must be a list of four fields")
                 epoch, env, failed, nodeids = row
+                failed = _str(failed, "outcome")
                 if failed and failed not in FAILED_OUTCOMES:
                     raise RecordError(f"unknown outcome {failed!r}")
                 nodeids = strings(nodeids, "node id")
                 # A node id filed under another test file would escape that file's checks.
                 if nodeids and {n.partition("::")[0] for n in nodeids} != {part}:
                     raise RecordError(f"the roster of {part!r} holds a test of another file")
-                out.append(
-                    RosterGroup(_str(epoch, "epoch"), _str(env, "env"), _str(failed, "outcome"), nodeids)
-                )
+                out.append(RosterGroup(_str(epoch, "epoch"), _str(env, "env"), failed, nodeids))
             files[part] = out
         return cls(files)
 
