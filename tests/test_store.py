@@ -616,38 +616,32 @@ def test_an_index_entry_of_the_wrong_shape_raises_corrupt_store_error(cache_dir,
 
 
 @pytest.mark.parametrize(
-    ("value", "message"),
+    ("key", "value", "message"),
     [
-        ("x", "not a list"),
-        ([["1", ["f"]]], "a group must be"),
-        ([["1", [["f"]], ["t::a"]]], "a scope must be a string"),
-        ([["1", ["f"], [1, "t::a"]]], "node id"),
-        ([["1", ["f"], [["t::a"]]]], "node id"),
+        ("deps:x.py", "x", "not a list"),
+        ("deps:x.py", [["1", ["f"]]], "a group must be"),
+        ("deps:x.py", [["1", [["f"]], ["t::a"]]], "a scope must be a string"),
+        ("deps:x.py", [["1", ["f"], [1, "t::a"]]], "node id"),
+        ("deps:x.py", [["1", ["f"], [["t::a"]]]], "node id"),
+        # The run rewrites test_two's summary and carries test_one's over: the roster is built
+        # from both, so the one it did not write is checked too.
+        (
+            "tests:tests/test_b.py",
+            {"tests/test_b.py::test_one": ["maybe", 1, 1, "e", "v"]},
+            re.escape("invalid test summary in tests:tests/test_b.py: unknown outcome"),
+        ),
     ],
-    ids=["not-list", "short", "scope-list", "nodeid-int", "nodeid-list"],
+    ids=["not-list", "short", "scope-list", "nodeid-int", "nodeid-list", "carried-summary"],
 )
-def test_storing_a_run_over_a_deps_entry_of_the_wrong_shape_raises_corrupt_store_error(
-    cache_dir, value, message
+def test_storing_a_run_over_an_index_entry_of_the_wrong_shape_raises_corrupt_store_error(
+    cache_dir, key, value, message
 ):
     new_map(cache_dir)
     store = Store(cache_dir, Warnings()).open()
-    store.cache.set("deps:x.py", value)
+    store.cache.set(key, value)
     record = TestRecord(
         "tests/test_b.py::test_two", "passed", 0.1, 1.0, "snap1", "env1", {"x.py": ("1", frozenset())}
     )
-    with pytest.raises(CorruptStoreError, match=message):
-        write_sample(store, tests={record.nodeid: record}, replace_all=False)
-    store.close()
-
-
-def test_storing_a_run_beside_a_summary_of_the_wrong_shape_raises_corrupt_store_error(cache_dir):
-    # The run rewrites test_two's summary and carries test_one's over: the roster is built
-    # from both, so the one it did not write is checked too.
-    new_map(cache_dir)
-    store = Store(cache_dir, Warnings()).open()
-    store.cache.set("tests:tests/test_b.py", {"tests/test_b.py::test_one": ["maybe", 1, 1, "e", "v"]})
-    record = TestRecord("tests/test_b.py::test_two", "passed", 0.1, 1.0, "snap1", "env1", {})
-    message = re.escape("invalid test summary in tests:tests/test_b.py: unknown outcome")
     with pytest.raises(CorruptStoreError, match=message):
         write_sample(store, tests={record.nodeid: record}, replace_all=False)
     store.close()

@@ -181,7 +181,8 @@ class Roster:
 
     @staticmethod
     def entry(summaries: Iterable[TestSummary]) -> list[RosterGroup]:
-        """The groups of one file's tests."""
+        """The groups of one file's tests (stored as they are: JSON writes each group, a
+        tuple, as the list `from_json` reads)."""
         groups: dict[tuple[str, str, str], list[str]] = {}
         for s in summaries:
             key = (s.epoch, s.env, s.outcome if s.failed else "")
@@ -192,10 +193,6 @@ class Roster:
         for groups in self.files.values():
             for group in groups:
                 yield from group.nodeids
-
-    @staticmethod
-    def entry_to_json(groups: list[RosterGroup]) -> list[list[Any]]:
-        return [list(group) for group in groups]
 
     @classmethod
     def from_json(cls, data: Any) -> Roster:

@@ -25,6 +25,7 @@ The rules, each a `Reason.rule`:
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import zlib
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -143,13 +144,10 @@ class _RootsOf:
     def __init__(self, test_files: Mapping[str, str], paths: set[str]) -> None:
         self._test_files = test_files
         self._paths = paths
-        self._roots: dict[str, set[str]] | None = None
 
-    @property
+    @functools.cached_property
     def all(self) -> dict[str, set[str]]:
-        if self._roots is None:
-            self._roots = {f: _roots(f, self._paths) for f in set(self._test_files.values())}
-        return self._roots
+        return {f: _roots(f, self._paths) for f in set(self._test_files.values())}
 
 
 def _under(directory: str, path: str) -> bool:

@@ -427,17 +427,22 @@ class Store:
             raise CorruptStoreError("the map holds a key that is not a string")
         return [row[1:] for row in rows]
 
-    def _committed(self, keys: list[str]) -> dict[str, Any]:
-        """The values of `keys` that exist, as last committed, in a few queries rather than
-        one per key (a stored run reads hundreds)."""
-        out: dict[str, Any] = {}
+    def _keyed(self, keys: list[str], columns: str) -> list[tuple[Any, ...]]:
+        """``(key, columns...)`` of the rows of `keys` that exist, as last committed, in a
+        few queries rather than one per key (a stored run reads hundreds)."""
+        rows: list[tuple[Any, ...]] = []
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
             marks = ", ".join("?" * len(chunk))
-            query = f"SELECT key, mode, filename, value FROM Cache WHERE raw = 1 AND key IN ({marks})"
-            for key, mode, filename, value in self._query(query, chunk):
-                out[key] = _decode(mode, filename, value)
-        return out
+            rows += self._query(f"SELECT key{columns} FROM Cache WHERE raw = 1 AND key IN ({marks})", chunk)
+        return rows
+
+    def _committed(self, keys: list[str]) -> dict[str, Any]:
+        """The values of `keys` that exist, as last committed."""
+        return {
+            key: _decode(mode, filename, value)
+            for key, mode, filename, value in self._keyed(keys, ", mode, filename, value")
+        }
 
     def _query(self, query: str, params: list[str]) -> list[tuple[Any, ...]]:
         """Rows of a query on cache.db, through a read-only connection of this store's own
@@ -569,22 +574,27 @@ class Store:
     def _write_error(self, exc: Exception) -> StoreError:
         return StoreError(f"cannot write the map in {self.directory}: {exc}")
 
-    def _put_cache(self, key: str, value: Any, what: str) -> None:
-        """Save a cache record (best effort); on a map that has no meta record yet (no run
-        stored), write one too, so that the next open does not take the map for corrupt."""
+    def _put_cache(self, what: str, write: Callable[[], None]) -> bool:
+        """Run `write` in a transaction (best effort: a failure is a warning, and False); on
+        a map that has no meta record yet (no run stored), write one too, so that the next
+        open does not take the map for corrupt."""
         try:
             with self.cache.transact():
                 if self.meta() is None:
                     self.cache.set("meta", {"schema": SCHEMA})
-                self.cache.set(key, value)
+                write()
         except (sqlite3.Error, OSError) as exc:
             self.warn(f"could not save {what}: {exc}")
+            return False
+        return True
 
     def put_stat_cache(self, stat: dict[str, list[Any]]) -> None:
-        self._put_cache("stat", stat, "file hashes")
+        self._put_cache("file hashes", lambda: self.cache.set("stat", stat))
 
     def put_environment(self, stamp: str, env: dict[str, Any]) -> None:
-        self._put_cache(ENV, {"stamp": stamp, "env": env}, "the environment's fingerprint")
+        self._put_cache(
+            "the environment's fingerprint", lambda: self.cache.set(ENV, {"stamp": stamp, "env": env})
+        )
 
     def put_quiet(self, quiet: dict[str, Any], indexes: dict[str, FileIndex]) -> None:
         """Save a plan that found nothing to run, with the file indexes that computing it
@@ -597,29 +607,20 @@ class Store:
             self.warn(f"could not save the plan: {exc}")
 
     def add_indexes(self, indexes: dict[str, FileIndex]) -> bool:
-        """Store file indexes the map lacks, in a transaction of their own (best effort:
-        a failure is a warning, and False); on a map with no run stored yet, write its meta
-        record too, so that the next open does not take the map for corrupt."""
+        """Store file indexes the map lacks, as `_put_cache` does.  It runs while pytest
+        does: an unreadable meta record is a failed write too, and the map is read again,
+        and moved aside if need be, when the run is stored."""
         try:
-            with self.cache.transact():
-                if self.meta() is None:
-                    self.cache.set("meta", {"schema": SCHEMA})
-                self._add_indexes(indexes)
-        except (sqlite3.Error, OSError, StoreError) as exc:
+            return self._put_cache("file indexes", lambda: self._add_indexes(indexes))
+        except StoreError as exc:
             self.warn(f"could not save file indexes: {exc}")
             return False
-        return True
 
     def lacking_indexes(self, shas: Iterable[str]) -> set[str]:
         """The blob ids among `shas` whose index the map does not hold."""
-        wanted = sorted(set(shas))
-        held: set[str] = set()
-        for i in range(0, len(wanted), 500):
-            keys = ["index:" + sha for sha in wanted[i : i + 500]]
-            marks = ", ".join("?" * len(keys))
-            rows = self._query(f"SELECT key FROM Cache WHERE raw = 1 AND key IN ({marks})", keys)
-            held.update(key[len("index:") :] for (key,) in rows)
-        return set(wanted) - held
+        wanted = set(shas)
+        held = {key[len("index:") :] for (key,) in self._keyed(sorted("index:" + sha for sha in wanted), "")}
+        return wanted - held
 
     def _add_indexes(self, indexes: dict[str, FileIndex]) -> None:
         """Store the file indexes the map lacks (inside the caller's transaction); content
@@ -775,7 +776,7 @@ class Store:
             part = key[len(SUMMARY) :]
             if shard:
                 writes[key] = shard
-                roster[part] = Roster.entry_to_json(Roster.entry(_summaries_of(shard, key)))
+                roster[part] = Roster.entry(_summaries_of(shard, key))
             else:
                 deletes.append(key)
                 roster.pop(part, None)
@@ -825,7 +826,7 @@ class Store:
         by_part: dict[str, list[TestSummary]] = {}
         for nodeid, summary in self.summaries().items():
             by_part.setdefault(nodeid.partition("::")[0], []).append(summary)
-        roster = {part: Roster.entry_to_json(Roster.entry(s)) for part, s in by_part.items()}
+        roster = {part: Roster.entry(s) for part, s in by_part.items()}
         try:
             with self.cache.transact():
                 self.cache.set(ROSTER, roster)
