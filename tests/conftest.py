@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import compileall
 import json
 import os
 import re
@@ -15,6 +16,17 @@ import pytest
 
 # Variables that would leak this test session's pytest or xdist state into the runs we start.
 _SCRUB = ("PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_CURRENT_TEST")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The runs the tests start never write bytecode (`clean_env`), so without this every one
+    # of them compiled tia's own modules again: a sixth of the suite's time. Compiling once
+    # here, in the controller, lets them read tia's bytecode; their projects' files are still
+    # never cached, since a test may rewrite one within the same second at the same size.
+    if not hasattr(config, "workerinput"):
+        import tia
+
+        compileall.compile_dir(Path(tia.__file__).parent, quiet=1)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
