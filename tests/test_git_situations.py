@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ALL_SAMPLE_TESTS, SAMPLE, GitProject, shallow_clone
+from tia.gitrepo import GitRepo
 
 pytestmark = pytest.mark.slow
 
@@ -515,3 +516,20 @@ def test_listing_holds_untracked_files_inside_a_submodule(with_submodule: WithSu
             }
         ]
     }
+
+
+def test_the_listing_leaves_out_every_map_directory_and_nothing_else(project: GitProject) -> None:
+    # A map directory is never a project file, even where no .gitignore says so (a map
+    # copied in, or made by a tia that wrote none); names that merely contain ".tia" are.
+    for rel in (
+        ".tia/cache.db",
+        "sub/.tia/cache.db",
+        "a/b/.tia/x/y",
+        ".tiara/x.py",
+        "a.tia/x.py",
+        "x.tia",
+        "c/.tia",
+    ):
+        project.write(rel, "")
+    files = GitRepo(project.path).worktree_files()
+    assert [f for f in files if "tia" in f] == [".tiara/x.py", "a.tia/x.py", "c/.tia", "x.tia"]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tia.records import RecordError, RunFacts, TestRecord, deps_from_json, deps_to_json, safe_path
+from tia.records import RecordError, RunFacts, TestRecord, deps_from_json, deps_to_json, safe_path, safe_paths
 
 
 def good_json(**overrides) -> dict:
@@ -169,12 +169,17 @@ def test_record_error_is_a_value_error():
 )
 def test_safe_path_accepts_relative_paths_inside_the_repository(path):
     assert safe_path(path) == path
+    assert safe_paths(["x.py", path, "y/z.py"]) == ["x.py", path, "y/z.py"]
 
 
 @pytest.mark.parametrize("path", ["/abs.py", "//server/share", "../x", "a/../../b", "a/..", "a\\b", ""])
 def test_safe_path_rejects_absolute_escaping_and_windows_paths(path):
     with pytest.raises(RecordError):
         safe_path(path)
+    # Checked together, in first, middle or last place, an unsafe path is found all the same.
+    for paths in ([path, "x.py", "y.py"], ["x.py", path, "y.py"], ["x.py", "y.py", path], [path]):
+        with pytest.raises(RecordError, match="unsafe path"):
+            safe_paths(paths)
 
 
 @pytest.mark.parametrize("value", [None, 1, b"a.py", ["a.py"]])
@@ -186,6 +191,19 @@ def test_safe_path_rejects_values_that_are_not_strings(value):
 def test_safe_path_rejects_a_nul_byte():
     with pytest.raises(RecordError):
         safe_path("pkg/a\x00b.py")
+
+
+@pytest.mark.parametrize("path", ["a\nb.py", "x.py\n/etc/passwd", "a\n", "\na", "a\n..\nb", "a\rb"])
+def test_safe_paths_rejects_a_path_that_holds_a_line_break(path):
+    # Joined by newlines for one check, such a path would read as two safe ones.
+    with pytest.raises(RecordError, match="unsafe path"):
+        safe_paths(["x.py", path])
+
+
+def test_safe_paths_rejects_a_value_that_is_not_a_string():
+    with pytest.raises(RecordError, match="must be a string"):
+        safe_paths(["x.py", 1])
+    assert safe_paths([]) == []
 
 
 # -- deps helpers --------------------------------------------------------------------

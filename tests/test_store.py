@@ -357,12 +357,16 @@ def test_a_replace_map_that_fails_midway_leaves_the_map_as_it_was(cache_dir):
     reopened.close()
 
 
-def test_the_stat_cache_round_trips_and_ignores_malformed_entries(cache_dir):
+def test_the_stat_cache_round_trips(cache_dir):
+    # Its entries are checked where they are used: test_worktree's malformed-entry test.
     new_map(cache_dir)
     store = Store(cache_dir, Warnings()).open()
-    store.put_stat_cache({"a.py": [1, 2, "s" * 40], "bad.py": [1, 2], "worse.py": "x"})
+    store.put_stat_cache({"a.py": [1, 2, "s" * 40], "b.py": [3, 4, "t" * 40]})
     store.close()
-    assert Store(cache_dir, Warnings()).open().stat_cache() == {"a.py": [1, 2, "s" * 40]}
+    assert Store(cache_dir, Warnings()).open().stat_cache() == {
+        "a.py": [1, 2, "s" * 40],
+        "b.py": [3, 4, "t" * 40],
+    }
 
 
 def test_a_stat_cache_that_is_not_an_object_reads_as_empty(cache_dir):
@@ -930,6 +934,52 @@ def test_a_pickled_value_kept_in_a_side_file_is_refused_and_never_unpickled(tmp_
     store.close()
 
     assert any("stored outside the database" in message for message in told)
+    assert not marker.exists()
+
+
+def test_a_map_keeps_an_index_of_the_rows_tia_never_writes(cache_dir):
+    new_map(cache_dir)
+    con = sqlite3.connect(cache_dir / "cache.db")
+    sql = con.execute("SELECT sql FROM sqlite_master WHERE name = 'Cache_tia_foreign'").fetchone()
+    plan = con.execute(
+        "EXPLAIN QUERY PLAN SELECT count(filename), total(raw = 0) FROM Cache INDEXED BY Cache_tia_foreign"
+        " WHERE filename IS NOT NULL OR raw = 0"
+    ).fetchall()
+    con.close()
+    assert sql == ("CREATE INDEX Cache_tia_foreign ON Cache(raw) WHERE filename IS NOT NULL OR raw = 0",)
+    assert "USING INDEX Cache_tia_foreign" in str(plan)
+
+
+@pytest.mark.parametrize(
+    "index",
+    [None, "CREATE INDEX Cache_tia_foreign ON Cache(raw) WHERE 0"],
+    ids=["without-the-index", "an-index-of-that-name-that-holds-nothing"],
+)
+@pytest.mark.parametrize("row", ["side-file", "pickled-key"])
+def test_a_foreign_row_is_found_on_open_whatever_index_the_map_has(tmp_path, cache_dir, index, row):
+    # A map tia did not write may lack tia's index of such rows, or define one of that name
+    # that hides them: the check on open then reads every row.
+    marker = tmp_path / "pwned"
+    new_map(cache_dir)
+    con = sqlite3.connect(cache_dir / "cache.db")
+    con.execute("DROP INDEX Cache_tia_foreign")
+    if index:
+        con.execute(index)
+    con.commit()
+    con.close()
+    if row == "side-file":
+        put_row(cache_dir, "meta", mode=MODE_PICKLE, filename="ab/cd.val")
+    else:
+        put_row(cache_dir, evil_pickle(marker), raw=0, value=b"x")
+
+    warnings = Warnings()
+    store = Store(cache_dir, warnings).open()
+    assert len(quarantined(cache_dir)) == 1
+    # Found by reading the rows themselves, not by a query the odd index made fail.
+    reason = "stored outside the database" if row == "side-file" else "not a string"
+    assert len(warnings) == 1 and reason in warnings[0], warnings
+    assert store.meta() is None
+    store.close()
     assert not marker.exists()
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tia.selection import changed_paths
 from tia.worktree import WorkTree, posix_relative, snapshot_id
 
 FAKE = "f" * 40
@@ -64,6 +65,42 @@ def test_an_unchanged_file_keeps_its_cached_blob_id_without_being_hashed(tmp_pat
     assert tree.blob("a.py") == FAKE
     assert tree.dirty is False
     assert tree.stat == {"a.py": [st.st_mtime_ns, st.st_size, FAKE]}
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        [],
+        "x",
+        None,
+        ["m", "s", FAKE],
+        ["MTIME", "SIZE"],
+        ["MTIME", "SIZE", 7],
+        ["MTIME", "SIZE", FAKE, "more"],
+        {"0": "MTIME", "1": "SIZE", "2": FAKE},
+    ],
+)
+def test_a_stat_cache_entry_not_in_the_shape_tia_writes_is_hashed_afresh(tmp_path, entry):
+    # The stat cache comes back from the map unchecked (it may come from anywhere): an
+    # entry is trusted only as [mtime_ns, size, blob id] matching the file's stat.
+    path = tmp_path / "a.py"
+    path.write_text("x = 1\n")
+    st = age(path)
+    fields = {"MTIME": st.st_mtime_ns, "SIZE": st.st_size}
+
+    def filled(value):
+        if isinstance(value, list):
+            return [fields.get(v, v) if isinstance(v, str) else v for v in value]
+        if isinstance(value, dict):
+            return {k: fields.get(v, v) for k, v in value.items()}
+        return value
+
+    true_id = git_hash(tmp_path, "a.py")
+    assert WorkTree(tmp_path, {"a.py": filled(entry)}).blob("a.py") == true_id
+    tree = WorkTree(tmp_path, {"a.py": filled(entry)})
+    assert tree.listing(["a.py"]) == {"a.py": true_id}
+    assert tree.stat == {"a.py": [st.st_mtime_ns, st.st_size, true_id]}
+    assert tree.dirty is True
 
 
 def test_a_file_whose_content_and_size_changed_is_hashed_again(tmp_path):
@@ -178,3 +215,13 @@ def test_posix_relative_gives_a_path_inside_the_root_or_none(tmp_path):
     assert posix_relative(root / "pkg" / "a.py", root) == "pkg/a.py"
     assert posix_relative(root, root) == "."
     assert posix_relative(root.parent / "elsewhere.py", root) is None
+
+
+def test_changed_paths_are_those_modified_added_or_deleted_between_two_listings() -> None:
+    old = {"same.py": "1", "modified.py": "2", "deleted.py": "3", "moved_from.py": "4"}
+    new = {"same.py": "1", "modified.py": "5", "added.py": "6", "moved_to.py": "4"}
+    expected = {"modified.py", "deleted.py", "added.py", "moved_from.py", "moved_to.py"}
+    assert changed_paths(old, new) == expected
+    assert changed_paths(new, old) == expected
+    assert changed_paths(old, dict(old)) == set()
+    assert changed_paths({}, new) == set(new)

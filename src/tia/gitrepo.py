@@ -35,7 +35,8 @@ _GITLINK_MODE = "160000"
 def _outside_maps(path: str) -> bool:
     """Whether `path` lies outside every `.tia/` directory: a map (each pytest root of a
     monorepo has one) is never a project file, even if no .gitignore says so."""
-    return ".tia" not in path.split("/")[:-1]
+    # The substring test first: it settles almost every path without splitting it.
+    return ".tia/" not in path or ".tia" not in path.split("/")[:-1]
 
 
 def blob_id(content: bytes) -> str:

@@ -98,7 +98,9 @@ class ChangeSource:
 
 def changed_paths(old: dict[str, str], current: dict[str, str]) -> set[str]:
     """Paths whose blob differs between two listings: modified, added or deleted."""
-    return {p for p in old.keys() | current.keys() if old.get(p) != current.get(p)}
+    # The pairs in one listing and not the other, in C: a path per pair, whether it was
+    # modified (two pairs), added or deleted (one).
+    return {path for path, _ in old.items() ^ current.items()}
 
 
 def test_file(nodeid: str, rootdir: str) -> str:
