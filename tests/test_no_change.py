@@ -315,22 +315,47 @@ def test_the_stamp_changes_whenever_the_fingerprint_can(site: Path, tmp_path: Pa
         lambda: (other.mkdir(), (other / "METADATA").write_text("Name: other\nVersion: 1.0\n")),
         lambda: ((other / "METADATA").unlink(), other.rmdir()),
     ]
+    stamps, ids = [], []
     for step, change in enumerate(changes):
         change()
         if other.exists():
             age(other / "METADATA", other, seconds=40 - step)
         age(site, seconds=30 - step)
-        now = stamp(root)
-        assert now is not None
-        assert now not in seen, step
-        seen.add(now)
-        fingerprints.add(current(root).id)
-    assert len(fingerprints) == 3  # demo 1.0; demo 2.0; demo 2.0 and other (gone again: as before)
+        stamps.append(stamp(root))
+        ids.append(current(root).id)
+        assert stamps[-1] is not None, step
+    # demo 1.0; demo 2.0; demo 2.0 and other; other gone again: the same as two steps before,
+    # and a stamp of what the fingerprint is read from, not of when, is the same too.
+    assert len({*seen, *stamps}) == 3
+    assert stamps[0] not in seen and stamps[1] not in seen and stamps[2] == stamps[0]
+    fingerprints.update(ids)
+    assert len(fingerprints) == 3 and ids[2] == ids[0] != ids[1]
 
 
 def test_a_stamp_vouches_for_nothing_modified_in_the_last_two_seconds(site: Path, tmp_path: Path) -> None:
     (site / "demo-1.0.dist-info" / "METADATA").touch()
     assert stamp(tmp_path) is None
+
+
+def test_a_file_that_is_not_a_distribution_added_on_sys_path_leaves_the_stamp_as_it_was(
+    site: Path, tmp_path: Path
+) -> None:
+    # The project's root is on sys.path: an edit saved through a new file, or a checkout,
+    # must not leave the stamp untrusted (the fingerprint read again) for two seconds.
+    before = stamp(tmp_path)
+    assert before is not None
+    (site / "notes.txt").write_text("x")
+    (site / "module.py").write_text("x = 1\n")
+    assert stamp(tmp_path) == before
+    (site / "module.py").unlink()
+    assert stamp(tmp_path) == before
+    # A new distribution is seen at once, by its name in the listing, whatever its age.
+    other = site / "other-1.0.dist-info"
+    other.mkdir()
+    (other / "METADATA").write_text("Name: other\nVersion: 1.0\n")
+    age(other / "METADATA", other)
+    added = stamp(tmp_path)
+    assert added is not None and added != before
 
 
 def test_a_finder_that_provides_distributions_leaves_nothing_to_stamp(

@@ -330,8 +330,8 @@ def stamp(root: Path) -> str | None:
     ``*.egg-info`` entry (or an ``.egg`` entry's ``EGG-INFO``) in a directory on
     `sys.path`, and reads the files in `_READ_FILES`.  The digest covers the
     interpreter, `root`, the working directory (an empty `sys.path` entry means it),
-    `sys.path`, the identity and mtime of each directory on it (adding, removing or
-    renaming a distribution changes its directory's mtime), the identity, mtime and
+    `sys.path`, the identity of each directory on it and the names of the metadata
+    entries it lists (not its mtime, which any file added beside them moves), the identity, mtime and
     size of each metadata entry and of the files read from it, and where each local
     ``file://`` install points now (its path may pass through a symlink).  A zip file
     on `sys.path` counts by its own identity, mtime and size.
@@ -359,9 +359,20 @@ def stamp(root: Path) -> str | None:
         return st
 
     for directory in dict.fromkeys(p or "." for p in sys.path):
-        st = entry(directory)
-        if st is None or not stat.S_ISDIR(st.st_mode):
+        try:
+            st = os.stat(directory)
+        except (OSError, ValueError):
+            parts.append((directory, None))
             continue
+        if not stat.S_ISDIR(st.st_mode):
+            entry(directory)
+            continue
+        # A directory counts by its identity and the metadata entries it lists, not by its
+        # mtime: that moves whenever any file in it is added or removed, and the project's
+        # root is on sys.path, so every edit that saved through a new file (or a git
+        # checkout) left the stamp untrusted for two seconds, and the fingerprint read
+        # again (80 ms, importlib.metadata's import included).
+        parts.append((directory, st.st_dev, st.st_ino))
         try:
             names = sorted(os.listdir(directory))
         except OSError:
