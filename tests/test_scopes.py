@@ -212,6 +212,62 @@ def test_match_statements_belong_to_the_scope_they_are_in() -> None:
     assert line_map(text) == [None] + ["handle"] * 7 + [None] * 7
 
 
+def test_a_def_inside_any_compound_statement_is_a_scope_named_in_order_of_appearance() -> None:
+    # Only statements hold defs: the walk that finds them visits statement lists alone,
+    # whatever compound statement holds them, at module level or in a body.
+    ix = index(
+        """
+        if X:
+            def f(): return 1
+        else:
+            def f(): return 2
+        for _ in Y:
+            def f(): return 3
+        while Z:
+            def f(): return 4
+        with W:
+            def f(): return 5
+        try:
+            def f(): return 6
+        except E:
+            def f(): return 7
+        else:
+            def f(): return 8
+        finally:
+            def f(): return 9
+        match V:
+            case 1:
+                def f(): return 10
+        def outer():
+            try:
+                def inner(): return 11
+            except E:
+                async def inner(): return 12
+            return inner
+        """
+    )
+    assert list(ix.scopes) == [
+        "f",
+        *(f"f#{n}" for n in range(2, 11)),
+        "outer",
+        "outer.<locals>.inner",
+        "outer.<locals>.inner#2",
+    ]
+    # Each nested body is its own scope, left out of the enclosing one's fingerprint.
+    nested = index(
+        """
+        def outer():
+            try:
+                def inner(): return 111
+            except E:
+                async def inner(): return 12
+            return inner
+        """
+    )
+    assert nested.scopes["outer"] == ix.scopes["outer"]
+    assert nested.scopes["outer.<locals>.inner"] != ix.scopes["outer.<locals>.inner"]
+
+
 def test_a_property_setter_gets_a_numbered_name_in_order_of_appearance() -> None:
     text = """
         class Box:

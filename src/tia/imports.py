@@ -33,11 +33,12 @@ def _literal_strings(node: ast.AST) -> list[str] | None:
     return None
 
 
-def extract_imports(tree: ast.AST) -> tuple[list[ImportRecord], bool]:
-    """Every import in `tree`, and whether some import could not be read statically."""
+def extract_imports(tree: ast.AST, nodes: list[ast.AST] | None = None) -> tuple[list[ImportRecord], bool]:
+    """Every import in `tree`, and whether some import could not be read statically.
+    `nodes`: every node of `tree`, if the caller walked it already."""
     records: list[ImportRecord] = []
     dynamic = False
-    for node in ast.walk(tree):
+    for node in ast.walk(tree) if nodes is None else nodes:
         if isinstance(node, ast.Import):
             records.extend(["import", alias.name] for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

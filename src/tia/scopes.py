@@ -191,18 +191,30 @@ def _stubbed(nodes: list[ast.stmt]) -> Iterator[list[ast.stmt]]:
     less than copying the tree, and dumps the same text.
     """
     saved: list[tuple[ast.FunctionDef | ast.AsyncFunctionDef, list[ast.stmt]]] = []
-    stack: list[ast.AST] = list(nodes)
+    stack: list[ast.stmt] = list(nodes)
     try:
         while stack:
             node = stack.pop()
             if isinstance(node, _FUNCTION_NODES) and not _is_cached(node):
                 saved.append((node, node.body))
                 node.body = [ast.Pass()]
-            stack.extend(ast.iter_child_nodes(node))
+            else:
+                stack.extend(_inner_statements(node))
         yield nodes
     finally:
         for node, body in reversed(saved):
             node.body = body
+
+
+def _inner_statements(stmt: ast.stmt) -> Iterator[ast.stmt]:
+    """The statements directly inside a compound statement, in order.  Only statements
+    define functions and classes, so looking for them needs no walk of the expressions
+    that make up most of a tree."""
+    for child in ast.iter_child_nodes(stmt):
+        if isinstance(child, ast.stmt):
+            yield child
+        elif isinstance(child, (ast.excepthandler, ast.match_case)):
+            yield from child.body
 
 
 def _is_cached(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
@@ -226,8 +238,10 @@ def _first_line(stmt: ast.stmt) -> int:
     return min([stmt.lineno, *(d.lineno for d in decorators)])
 
 
-class _ScopeCollector(ast.NodeVisitor):
-    """Walks a module, naming every function body and fingerprinting it."""
+class _ScopeCollector:
+    """Walks a module's statements (`_inner_statements`, in the order of appearance
+    `_unique` numbers names by), naming every function body and fingerprinting it.
+    A lambda is no scope."""
 
     def __init__(self) -> None:
         self.prefix: list[str] = []
@@ -242,29 +256,24 @@ class _ScopeCollector(ast.NodeVisitor):
             n += 1
         return f"{qualname}#{n}"
 
-    def visit_ClassDef(self, node: ast.ClassDef) -> None:
-        for deco in node.decorator_list:
-            self.visit(deco)
-        self.prefix.append(node.name)
-        for stmt in node.body:
-            self.visit(stmt)
-        self.prefix.pop()
+    def statements(self, stmts: list[ast.stmt]) -> None:
+        for stmt in stmts:
+            if isinstance(stmt, _FUNCTION_NODES):
+                self._function(stmt)
+            elif isinstance(stmt, ast.ClassDef):
+                self.prefix.append(stmt.name)
+                self.statements(stmt.body)
+                self.prefix.pop()
+            else:
+                self.statements(list(_inner_statements(stmt)))
 
     def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
-        # Decorators and defaults run in the enclosing scope: visit them there.
-        for expr in [*node.decorator_list, *node.args.defaults, *node.args.kw_defaults]:
-            if expr is not None:
-                self.visit(expr)
         name = self._unique(".".join([*self.prefix, node.name]))
         self.scopes[name] = fingerprint(_stubbed_dump(node.body))
         self.spans.append((name, _first_line(node.body[0]), node.end_lineno or node.body[-1].lineno))
         self.prefix.extend([node.name, "<locals>"])
-        for stmt in node.body:
-            self.visit(stmt)
+        self.statements(node.body)
         del self.prefix[-2:]
-
-    visit_FunctionDef = _function
-    visit_AsyncFunctionDef = _function
 
 
 def _module_level_loads(tree: ast.Module) -> set[str]:
@@ -303,9 +312,9 @@ def _bound_names(stmts: list[ast.stmt]) -> set[str]:
     return names
 
 
-def _read_anywhere(tree: ast.Module) -> set[str]:
-    """Every name read anywhere in the module, function bodies included."""
-    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+def _read_anywhere(nodes: list[ast.AST]) -> set[str]:
+    """Every name read anywhere in the module (`nodes`: all of its nodes)."""
+    return {n.id for n in nodes if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
 
 
 def _split_free_defs(tree: ast.Module) -> tuple[list[ast.stmt], dict[str, ast.stmt]]:
@@ -350,15 +359,17 @@ def index_source(source: str | bytes, filename: str = "<unknown>") -> FileIndex:
         raw = source if isinstance(source, str) else source.decode("utf-8", "replace")
         return FileIndex(module="error:" + fingerprint(raw), error=f"{type(exc).__name__}: {exc}")
     collector = _ScopeCollector()
-    collector.visit(tree)
+    collector.statements(tree.body)
     rest, free = _split_free_defs(tree)
-    imports, dynamic = extract_imports(tree)
+    # One walk of the whole tree serves both.
+    nodes = list(ast.walk(tree))
+    imports, dynamic = extract_imports(tree, nodes)
     return FileIndex(
         module=fingerprint(_stubbed_dump(rest)),
         scopes=collector.scopes,
         spans=collector.spans,
         free_defs={name: fingerprint(_stubbed_dump([node])) for name, node in free.items()},
-        bound=frozenset(_bound_names(rest) | _read_anywhere(tree)),
+        bound=frozenset(_bound_names(rest) | _read_anywhere(nodes)),
         imports=imports,
         dynamic_imports=dynamic,
     )
