@@ -42,6 +42,24 @@ def test_a_change_inside_one_function_runs_only_the_tests_that_execute_it(mapped
     assert "1 passed, 5 deselected" in result.stdout
 
 
+def test_unaffected_test_files_are_not_collected_even_where_a_conftest_says_collect_everything(
+    project: GitProject,
+) -> None:
+    # boltons' conftest answers pytest_ignore_collect with False ("collect it") for every
+    # path; pytest takes the first answer that is not None, so tia's must come first.
+    conftest = project.read("tests/conftest.py")
+    project.write(
+        "tests/conftest.py",
+        conftest + "\n\ndef pytest_ignore_collect(collection_path, config):\n    return False\n",
+    )
+    project.commit("conftest")
+    assert project.run().rc == 0
+    project.replace("pkg/core.py", "return a * b", "return a * b * 1")
+    result = project.run()
+    assert result.ran() == {"tests/test_core.py::test_mul"}, result
+    assert "collected 4 items / 3 deselected / 1 selected" in result.stdout
+
+
 def test_comments_blank_lines_and_moving_code_select_nothing(mapped: GitProject) -> None:
     mapped.replace("pkg/core.py", "    # multiply\n", "    # multiply two numbers\n\n")
     mapped.replace("pkg/core.py", '"""Core arithmetic."""\n', '"""Core arithmetic."""\n\n# a comment\n')
