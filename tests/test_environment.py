@@ -7,6 +7,7 @@ the records it reads, one rule at a time.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -17,10 +18,12 @@ from tests.conftest import GitProject, clean_env
 from tia.environment import (
     Environment,
     ImportedDistributions,
+    Owners,
     Slices,
     difference,
     environments_to_json,
     read_environments,
+    read_owners,
 )
 
 PLAIN = "tests/test_1_plain.py::test_plain"
@@ -190,6 +193,43 @@ def test_a_distributions_name_and_version_read_from_its_headers_are_the_ones_its
         fields = dist.metadata
         assert _headers(dist) == (fields.get("Name") or "", fields.get("Version") or "")
     assert _headers(dists[-1]) == ("made", "")
+
+
+def test_imported_distributions_use_the_owners_they_are_given(site: Path) -> None:
+    # tia reads the owners with the environment and hands them to the plugin: given, they
+    # are used as they are, and the process reads no distribution's metadata itself.
+    given = Owners({"alpha_lib": ["given-alpha"]}, frozenset({"metadata-only"}))
+    sys.path.insert(0, str(site))
+    try:
+        imported = ImportedDistributions(given)
+        before = imported.now()
+        assert before == {"metadata-only"}  # what pytest's own modules map to is not given
+        import alpha_lib  # noqa: F401
+
+        assert imported.now() == {"metadata-only", "given-alpha"}
+    finally:
+        sys.path.remove(str(site))
+        sys.modules.pop("alpha_lib", None)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        None,
+        [],
+        {"names": {}},
+        {"names": [], "unowned": []},
+        {"names": {"a": "b"}, "unowned": []},
+        {"names": {"a": [1]}, "unowned": []},
+        {"names": {}, "unowned": "x"},
+        {"names": {}, "unowned": [None]},
+    ],
+)
+def test_owners_read_back_from_json_and_refuse_any_other_shape(data: object) -> None:
+    owners = read_owners()
+    assert Owners.from_json(json.loads(json.dumps(owners.to_json()))) == owners
+    with pytest.raises(ValueError):
+        Owners.from_json(data)
 
 
 def test_imported_distributions_grow_with_what_the_process_imports(site: Path) -> None:

@@ -21,7 +21,7 @@ import pytest
 from tests.conftest import ALL_SAMPLE_TESTS, GitProject, clean_env
 from tia.changes import Versions
 from tia.config import load_config
-from tia.environment import Environment, current, stamp
+from tia.environment import Environment, Owners, current, read_owners, stamp
 from tia.errors import GitError
 from tia.gitrepo import GitRepo
 from tia.project import Project
@@ -66,6 +66,7 @@ print(json.dumps({
     "needs_pytest": plan.needs_pytest,
     "skip_files": sorted(plan.skip_files),
     "read_records": project._roster is not None,
+    "owners": plan.to_plugin("", True, "coverage")["owners"],
 }))
 """
 
@@ -152,6 +153,9 @@ def test_a_saved_plan_is_the_plan_the_records_give(mapped: GitProject, situation
     assert not saved.pop("read_records")
     from_records.pop("read_records")
     assert saved == from_records
+    # Either way the plugin is handed the distributions by importable name, read with the
+    # environment's fingerprint, so that its process need not read them.
+    assert Owners.from_json(saved["owners"]).names["pytest"] == ["pytest"]
 
 
 def test_a_plan_that_finds_tests_to_run_is_never_saved(mapped: GitProject) -> None:
@@ -245,7 +249,7 @@ def test_every_write_of_the_map_drops_the_saved_plan(tmp_path: Path) -> None:
     assert store.quiet() == {"key": 1}
     assert store.index("b" * 40) == index  # what computing the plan needed is kept with it
     store.put_stat_cache({"a.py": [1, 2, "c" * 40]})
-    store.put_environment("stamp", {"python": "CPython 3", "distributions": {}})
+    store.put_environment("stamp", {"python": "CPython 3", "distributions": {}}, {"names": {}, "unowned": []})
     assert store.quiet() == {"key": 1}  # caches of this machine's files and interpreter: no map change
     writes = {
         "write_run": lambda: store.write_run(
@@ -273,7 +277,7 @@ def test_a_fingerprint_saved_before_the_first_run_does_not_look_corrupt_on_the_n
 ) -> None:
     warnings: list[str] = []
     store = Store(tmp_path / ".tia", warnings.append).open()
-    store.put_environment("stamp", {"python": "CPython 3", "distributions": {}})
+    store.put_environment("stamp", {"python": "CPython 3", "distributions": {}}, {"names": {}, "unowned": []})
     store.close()
     reopened = Store(tmp_path / ".tia", warnings.append).open()
     assert reopened.environment("stamp") == {"python": "CPython 3", "distributions": {}}
@@ -389,11 +393,21 @@ def test_the_saved_fingerprint_is_reused_only_under_its_stamp(site: Path, tmp_pa
     assert real.distributions == {"demo": "1.0"}
     key = stamp(root)
     assert key is not None
-    sentinel = Environment("saved", {})
-    project.store.put_environment(key, sentinel.to_json())
+    real_owners = project.owners
+    assert real_owners == read_owners() and real_owners is not None
+    assert real_owners.unowned == {"demo"}  # its metadata lists no file: no importable name
+    sentinel, sentinel_owners = Environment("saved", {}), Owners({"x": ["saved"]}, frozenset())
+    project.store.put_environment(key, sentinel.to_json(), sentinel_owners.to_json())
     assert project.environment() == sentinel  # the same stamp: the saved fingerprint
+    assert project.owners == sentinel_owners  # and the distributions by name saved with it
+    # A record without them (an older tia's) is read again whole, and saved with them.
+    project.store.cache.set("env", {"stamp": key, "env": sentinel.to_json()})
+    assert project.environment() == real and project.owners == real_owners
+    assert project.store.owners(key) == real_owners.to_json()
+    project.store.put_environment(key, sentinel.to_json(), sentinel_owners.to_json())
     age(site / "demo-1.0.dist-info" / "METADATA", seconds=60)
     assert project.environment() == real  # another stamp: computed again
+    assert project.owners == real_owners
     project.store.close()
 
 

@@ -185,24 +185,70 @@ class Slices:
         return self._ids[key]
 
 
+@dataclass(frozen=True)
+class Owners:
+    """Which installed distributions provide each importable top-level name, as
+    `importlib.metadata.packages_distributions` lists them (a name shared by several,
+    a namespace package, lists them all); `unowned`: the distributions that provide no
+    name there (metadata only, or an editable install that adds a path rather than a
+    package), which may be in use without tia seeing it.  Names are `_normal`.
+
+    Reading it costs a recorded run's pytest process 60 to 120 ms (every distribution's
+    RECORD), so tia reads it with the environment's fingerprint, keeps it under the same
+    stamp, and hands it to the plugin with the plan."""
+
+    names: dict[str, list[str]]
+    unowned: frozenset[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"names": self.names, "unowned": sorted(self.unowned)}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Owners:
+        """Read back what `to_json` wrote; ValueError if `data` does not have its shape."""
+        names = data.get("names") if isinstance(data, dict) else None
+        unowned = data.get("unowned") if isinstance(data, dict) else None
+        if not (
+            isinstance(names, dict)
+            and all(isinstance(v, list) and all(isinstance(d, str) for d in v) for v in names.values())
+            and isinstance(unowned, list)
+            and all(isinstance(d, str) for d in unowned)
+        ):
+            raise ValueError("not a map of distributions by importable name")
+        return cls(names={k: list(v) for k, v in names.items()}, unowned=frozenset(unowned))
+
+
+def read_owners() -> Owners:
+    """The `Owners` of this interpreter's installed distributions."""
+    from importlib import metadata
+
+    names: dict[str, list[str]] = {}
+    owning: set[str] = set()
+    every: set[str] = set()
+    for dist in metadata.distributions():
+        name = _normal(_headers(dist)[0])
+        every.add(name)
+        for top in _top_level_names(dist):
+            names.setdefault(top, []).append(name)
+            owning.add(name)
+    return Owners(names, frozenset(every - owning - {""}))
+
+
 class ImportedDistributions:
     """The installed distributions this process has imported modules from, so far.
 
     A test can only have used a distribution whose modules were imported by the
     time it finished, so what `now` returns after each test is a safe slice for it.
-    Modules are mapped to distributions by their top-level name, as
-    `importlib.metadata.packages_distributions` lists them; a name shared by several
-    distributions (a namespace package) counts for all of them.  A distribution that
-    owns no importable name there (metadata only, or an editable install that adds a
-    path rather than a package) may be in use without tia seeing it, so it always
+    Modules are mapped to distributions by their top-level name (`Owners`, read here
+    on first use unless given); a distribution that owns no importable name always
     counts.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, known: Owners | None = None) -> None:
         self._seen: set[str] = set()
         self._size = -1
         self._frozen: frozenset[str] = frozenset()
-        self._owners: dict[str, list[str]] | None = None
+        self._owners = known
 
     def now(self) -> frozenset[str]:
         modules = sys.modules
@@ -210,29 +256,16 @@ class ImportedDistributions:
         if len(modules) == self._size:
             return self._frozen
         if self._owners is None:
-            self._owners = self._start()
+            self._owners = read_owners()
+        if self._size == -1:
+            self._frozen = self._owners.unowned
         self._size = len(modules)
         new = set(modules) - self._seen
         self._seen.update(new)
-        names = {_normal(owner) for name in new for owner in self._owners.get(name.partition(".")[0], ())}
+        names = {owner for name in new for owner in self._owners.names.get(name.partition(".")[0], ())}
         if not names <= self._frozen:
             self._frozen = self._frozen | names
         return self._frozen
-
-    def _start(self) -> dict[str, list[str]]:
-        from importlib import metadata
-
-        owners: dict[str, list[str]] = {}
-        owning: set[str] = set()
-        every: set[str] = set()
-        for dist in metadata.distributions():
-            name = _normal(_headers(dist)[0])
-            every.add(name)
-            for top in _top_level_names(dist):
-                owners.setdefault(top, []).append(name)
-                owning.add(name)
-        self._frozen = frozenset(every - owning - {""})
-        return owners
 
 
 def _headers(dist: metadata.Distribution) -> tuple[str, str]:

@@ -206,11 +206,15 @@ class TiaSession:
     def start_recording(self) -> None:
         if not self.plan.get("record", True):
             return
-        from tia.environment import ImportedDistributions
+        from tia.environment import ImportedDistributions, Owners
         from tia.mapping import IMPORT_CONTEXTS
         from tia.recorder import make_recorder
 
-        self.imported = ImportedDistributions()
+        try:
+            known = Owners.from_json(self.plan.get("owners"))
+        except ValueError:
+            known = None  # tia read none, or not in its shape: read them here, when first needed
+        self.imported = ImportedDistributions(known)
         self.recorder = make_recorder(self.plan.get("engine", "coverage"), self.root, IMPORT_CONTEXTS)
         self.recorder.start()
 

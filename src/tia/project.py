@@ -19,11 +19,13 @@ from tia import __version__
 from tia.config import Config
 from tia.environment import (
     Environment,
+    Owners,
     Slices,
     current,
     difference,
     environments_to_json,
     read_environments,
+    read_owners,
     stamp,
 )
 from tia.errors import StoreError, TiaError
@@ -62,6 +64,7 @@ class Plan:
         needs_pytest: whether pytest must start at all (to run, or to look for new tests).
         base: the ``--since`` merge-base, if any.
         skip_files: test files (repository-relative) that pytest need not collect.
+        owners: the distributions by importable name, for the plugin, if tia read them.
     """
 
     mode: str
@@ -77,6 +80,7 @@ class Plan:
     base: Base | None = None
     skip_files: set[str] = field(default_factory=set)
     started: float = field(default_factory=time.time)
+    owners: Owners | None = None
 
     @property
     def selected(self) -> list[str]:
@@ -139,6 +143,7 @@ class Plan:
             "uncollected": self.unaffected_uncollected(rootdir),
             "shard": list(shard) if shard else None,
             "durations": self.durations if shard else {},
+            "owners": self.owners.to_json() if self.owners else None,
         }
 
 
@@ -173,6 +178,9 @@ class Project:
         self._dependents: dict[str, Deps] = {}
         # Indexes of file versions that planning computed: fold stores those a run references.
         self._new_indexes: dict[str, FileIndex] = {}
+        # Which distributions provide each importable name: read with the environment,
+        # handed to the plugin with the plan.
+        self.owners: Owners | None = None
 
     # -- reading the map ---------------------------------------------------------
 
@@ -244,17 +252,21 @@ class Project:
 
     def environment(self) -> Environment:
         """The environment tests run in, reusing the fingerprint the map holds while the
-        environment's stamp (see `tia.environment.stamp`) is the same."""
+        environment's stamp (see `tia.environment.stamp`) is the same; `owners` is set
+        from the same record, or read with the fingerprint."""
         key = stamp(self.root)
         cache = key is not None and (self.store.is_open or self.store.exists())
         if cache:
             try:
-                return Environment.from_json(self._guarded(lambda: self.open_store().environment(key)))
+                env = Environment.from_json(self._guarded(lambda: self.open_store().environment(key)))
+                self.owners = Owners.from_json(self._guarded(lambda: self.open_store().owners(key)))
+                return env
             except ValueError:
                 pass  # none saved with this stamp, or not in the shape tia writes
         env = current(self.root)
+        self.owners = read_owners()
         if cache:
-            self.store.put_environment(key, env.to_json())
+            self.store.put_environment(key, env.to_json(), self.owners.to_json())
         return env
 
     # -- planning ----------------------------------------------------------------
@@ -272,6 +284,7 @@ class Project:
             # The map was found corrupt midway: what was read of it before went aside with it,
             # and a selection from it would be stored into the new, empty map.
             plan = self._plan(since, True, "the map was unreadable: mapping the whole suite again")
+        plan.owners = self.owners
         return plan
 
     def _plan(self, since: str | None, run_all: bool, why: str) -> Plan:

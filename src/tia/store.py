@@ -564,8 +564,15 @@ class Store:
     def environment(self, stamp: str) -> Any:
         """The environment fingerprint saved with `stamp` by `put_environment` (unchecked
         JSON: the caller validates it), or None."""
+        return self._environment(stamp, "env")
+
+    def owners(self, stamp: str) -> Any:
+        """The distributions by importable name saved with `stamp` (unchecked), or None."""
+        return self._environment(stamp, "owners")
+
+    def _environment(self, stamp: str, part: str) -> Any:
         data = self._get(ENV)
-        return data.get("env") if isinstance(data, dict) and data.get("stamp") == stamp else None
+        return data.get(part) if isinstance(data, dict) and data.get("stamp") == stamp else None
 
     def quiet(self) -> Any:
         """The plan saved by `put_quiet` (unchecked JSON: the caller validates it), or None."""
@@ -593,10 +600,9 @@ class Store:
     def put_stat_cache(self, stat: dict[str, list[Any]]) -> None:
         self._put_cache("file hashes", lambda: self.cache.set("stat", stat))
 
-    def put_environment(self, stamp: str, env: dict[str, Any]) -> None:
-        self._put_cache(
-            "the environment's fingerprint", lambda: self.cache.set(ENV, {"stamp": stamp, "env": env})
-        )
+    def put_environment(self, stamp: str, env: dict[str, Any], owners: dict[str, Any]) -> None:
+        record = {"stamp": stamp, "env": env, "owners": owners}
+        self._put_cache("the environment's fingerprint", lambda: self.cache.set(ENV, record))
 
     def put_quiet(self, quiet: dict[str, Any], indexes: dict[str, FileIndex]) -> None:
         """Save a plan that found nothing to run, with the file indexes that computing it
