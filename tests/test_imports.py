@@ -9,6 +9,9 @@ from typing import Any
 import pytest
 
 from tia.imports import ModuleResolver, extract_imports
+from tia.project import LazyImportGraph
+from tia.records import RunFacts
+from tia.scopes import FileIndex, index_source
 
 
 def canon(record: list[Any]) -> tuple[Any, ...]:
@@ -382,3 +385,36 @@ def test_a_relative_import_module_call_is_resolved_or_flagged_dynamic(src_layout
     source = "import importlib\n\nsub = importlib.import_module('.sub', package='pkg')\n"
     records, dynamic = extract_imports(ast.parse(source))
     assert dynamic or "src/pkg/sub/__init__.py" in src_layout.resolve("tests/test_mod.py", records)
+
+
+# --- the import graph ------------------------------------------------------------------------------
+
+
+class _Indexed:
+    """The current index of each file of a listing, from its source (what `Versions` gives)."""
+
+    def __init__(self, sources: dict[str, str]) -> None:
+        self.sources = sources
+
+    def current_index(self, path: str) -> FileIndex | None:
+        source = self.sources.get(path)
+        return index_source(textwrap.dedent(source), path) if source is not None else None
+
+
+def test_a_deleted_module_reaches_whatever_still_imports_it() -> None:
+    # A deleted module has no index now; the files that import it must still resolve to it.
+    sources = {
+        "pkg/__init__.py": "",
+        "pkg/core.py": "from .gone import helper\n",
+        "pkg/other.py": "import json\n",
+        "tests/test_core.py": "from pkg import core\n",
+        "tests/test_other.py": "from pkg import other\n",
+    }
+    listing = dict.fromkeys(sources, "sha")
+    earlier = {**listing, "pkg/gone.py": "old"}
+    graph = LazyImportGraph(listing, _Indexed(sources), RunFacts(), [earlier])
+    assert graph.importers("pkg/gone.py") == {"pkg/gone.py", "pkg/core.py", "tests/test_core.py"}
+    # Without the listing it was deleted from, nothing would resolve to it.
+    assert LazyImportGraph(listing, _Indexed(sources), RunFacts(), []).importers("pkg/gone.py") == {
+        "pkg/gone.py"
+    }

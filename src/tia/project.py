@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import posixpath
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -353,7 +353,7 @@ class Project:
             current=listing,
             sources=sources,
             diff=versions.diff,
-            graph=LazyImportGraph(listing, versions, facts),
+            graph=LazyImportGraph(listing, versions, facts, [source.old for source in sources]),
             rootdir=rootdir,
             env_difference=self._env_difference(env),
             runs_all=self.config.runs_all,
@@ -719,18 +719,28 @@ def _may_add_tests(touched: set[str], test_files: set[str], dep_paths: Collectio
 
 
 class LazyImportGraph:
-    """The import graph, built the first time a module-level change needs it."""
+    """The import graph, built the first time a module-level change needs it.
 
-    def __init__(self, listing: dict[str, str], versions: Any, facts: RunFacts) -> None:
+    Its files are the work tree's Python files and those of `earlier` listings (what
+    each change is measured from) that are gone now: a deleted module has no imports of
+    its own any more, but the files that still import it must resolve to it, or its
+    deletion would reach none of their importers."""
+
+    def __init__(
+        self, listing: dict[str, str], versions: Any, facts: RunFacts, earlier: Iterable[dict[str, str]]
+    ) -> None:
         self._listing = listing
         self._versions = versions
         self._facts = facts
+        self._earlier = earlier
         self._graph: Any = None
 
     def importers(self, path: str) -> set[str]:
         if self._graph is None:
             from tia.graph import ImportGraph
 
-            py = [p for p in self._listing if p.endswith(".py")]
-            self._graph = ImportGraph(py, self._versions.current_index, self._facts.reads)
+            py = {p for p in self._listing if p.endswith(".py")}
+            for old in self._earlier:
+                py.update(p for p in old.keys() - self._listing.keys() if p.endswith(".py"))
+            self._graph = ImportGraph(sorted(py), self._versions.current_index, self._facts.reads)
         return self._graph.importers(path)
