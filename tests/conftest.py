@@ -6,6 +6,7 @@ import compileall
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -265,9 +266,22 @@ def project(tmp_path: Path) -> GitProject:
     return proj
 
 
-@pytest.fixture
-def mapped(project: GitProject) -> GitProject:
-    """The sample project after `tia map`."""
-    result = project.tia("map")
+@pytest.fixture(scope="session")
+def mapped_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample project after a real `tia map`, made once per test process for `mapped`."""
+    proj = GitProject(tmp_path_factory.mktemp("mapped-sample") / "proj")
+    proj.write_all(SAMPLE)
+    proj.commit("initial")
+    result = proj.tia("map")
     assert result.rc == 0, result
-    return project
+    return proj.path
+
+
+@pytest.fixture
+def mapped(tmp_path: Path, mapped_sample: Path) -> GitProject:
+    """The sample project after `tia map`: a copy of `mapped_sample`, its git history, files
+    (with their mtimes) and map alike. The map holds no absolute path, so the copy is what
+    mapping it would give, and some 80 tests no longer each run the whole suite to get it."""
+    path = tmp_path / "proj"
+    shutil.copytree(mapped_sample, path, symlinks=True)
+    return GitProject(path)
