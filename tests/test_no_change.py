@@ -280,8 +280,11 @@ def test_a_fingerprint_saved_before_the_first_run_does_not_look_corrupt_on_the_n
     store.put_environment("stamp", {"python": "CPython 3", "distributions": {}}, {"names": {}, "unowned": []})
     store.close()
     reopened = Store(tmp_path / ".tia", warnings.append).open()
-    assert reopened.environment("stamp") == {"python": "CPython 3", "distributions": {}}
-    assert reopened.environment("another stamp") is None
+    assert reopened.environment("stamp") == (
+        {"python": "CPython 3", "distributions": {}},
+        {"names": {}, "unowned": []},
+    )
+    assert reopened.environment("another stamp") == (None, None)
     reopened.close()
     assert warnings == []
     assert [p.name for p in tmp_path.iterdir()] == [".tia"]  # nothing moved aside
@@ -403,7 +406,7 @@ def test_the_saved_fingerprint_is_reused_only_under_its_stamp(site: Path, tmp_pa
     # A record without them (an older tia's) is read again whole, and saved with them.
     project.store.cache.set("env", {"stamp": key, "env": sentinel.to_json()})
     assert project.environment() == real and project.owners == real_owners
-    assert project.store.owners(key) == real_owners.to_json()
+    assert project.store.environment(key)[1] == real_owners.to_json()
     project.store.put_environment(key, sentinel.to_json(), sentinel_owners.to_json())
     age(site / "demo-1.0.dist-info" / "METADATA", seconds=60)
     assert project.environment() == real  # another stamp: computed again

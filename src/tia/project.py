@@ -258,9 +258,9 @@ class Project:
         cache = key is not None and (self.store.is_open or self.store.exists())
         if cache:
             try:
-                env = Environment.from_json(self._guarded(lambda: self.open_store().environment(key)))
-                self.owners = Owners.from_json(self._guarded(lambda: self.open_store().owners(key)))
-                return env
+                env, owners = self._guarded(lambda: self.open_store().environment(key))
+                self.owners = Owners.from_json(owners)
+                return Environment.from_json(env)
             except ValueError:
                 pass  # none saved with this stamp, or not in the shape tia writes
         env = current(self.root)

@@ -561,18 +561,14 @@ class Store:
         except RecordError as exc:
             raise CorruptStoreError(f"invalid run facts: {exc}") from exc
 
-    def environment(self, stamp: str) -> Any:
-        """The environment fingerprint saved with `stamp` by `put_environment` (unchecked
-        JSON: the caller validates it), or None."""
-        return self._environment(stamp, "env")
-
-    def owners(self, stamp: str) -> Any:
-        """The distributions by importable name saved with `stamp` (unchecked), or None."""
-        return self._environment(stamp, "owners")
-
-    def _environment(self, stamp: str, part: str) -> Any:
+    def environment(self, stamp: str) -> tuple[Any, Any]:
+        """The environment fingerprint and the distributions by importable name that
+        `put_environment` saved with `stamp` (unchecked JSON: the caller validates them),
+        or (None, None)."""
         data = self._get(ENV)
-        return data.get(part) if isinstance(data, dict) and data.get("stamp") == stamp else None
+        if not isinstance(data, dict) or data.get("stamp") != stamp:
+            return None, None
+        return data.get("env"), data.get("owners")
 
     def quiet(self) -> Any:
         """The plan saved by `put_quiet` (unchecked JSON: the caller validates it), or None."""
