@@ -100,8 +100,8 @@ def test_cache_clear_removes_a_map_from_a_newer_tia(mapped: GitProject) -> None:
     db.commit()
     db.close()
     code = (
-        "import sys; from pathlib import Path; import diskcache; from tia.store import SafeJSONDisk; "
-        "c = diskcache.Cache(sys.argv[1], disk=SafeJSONDisk); c.set('meta', {'schema': 99}); c.close()"
+        "import sys; from pathlib import Path; import diskcache; from tia.store import json_disk; "
+        "c = diskcache.Cache(sys.argv[1], disk=json_disk()); c.set('meta', {'schema': 99}); c.close()"
     )
     import subprocess
     import sys

@@ -25,6 +25,7 @@ import diskcache
 import pytest
 from diskcache.core import MODE_BINARY, MODE_PICKLE, MODE_RAW
 
+from tia import store as store_module
 from tia.errors import CorruptStoreError, StoreError
 from tia.records import Roster, RunFacts, TestRecord
 from tia.scopes import FileIndex
@@ -411,6 +412,22 @@ def test_using_a_store_before_opening_it_is_an_error(cache_dir):
         Store(cache_dir, Warnings()).tests()
 
 
+def test_a_store_that_only_reads_leaves_diskcache_unopened_and_no_log_behind(cache_dir):
+    new_map(cache_dir)
+    before = sorted(p.name for p in cache_dir.iterdir())
+
+    store = Store(cache_dir, Warnings()).open()
+    assert store.tests().keys() == {"tests/test_a.py::test_one"}
+    assert store.meta()["schema"] == SCHEMA
+    assert store._cache is None
+    store.close()
+    assert sorted(p.name for p in cache_dir.iterdir()) == before == [".gitignore", "cache.db"]
+
+
+def test_reads_decode_values_as_diskcache_marks_raw_bytes():
+    assert store_module.MODE_RAW == MODE_RAW
+
+
 # -- eviction ------------------------------------------------------------------
 
 
@@ -456,7 +473,9 @@ def indexed(store: Store) -> dict[str, TestRecord]:
     for nodeid, summary in summaries.items():
         by_file.setdefault(nodeid.partition("::")[0], []).append(summary)
     assert store.roster().files == {part: Roster.entry(group) for part, group in by_file.items()}
-    out = {n: TestRecord(**vars(s), deps={}) for n, s in summaries.items()}
+    out = {
+        n: TestRecord(s.nodeid, s.outcome, s.duration, s.when, s.epoch, s.env) for n, s in summaries.items()
+    }
     for path, shas in store.versions().items():
         dependents = store.dependents(path)
         assert {sha for sha, _ in dependents.values()} == shas, path

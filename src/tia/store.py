@@ -1,7 +1,7 @@
 """The map on disk: a diskcache `Cache` in `.tia/`, holding JSON only, behind a lock.
 
 This is the only module that uses diskcache.  Keys are strings, values are
-zlib-compressed JSON kept inside the SQLite file: `SafeJSONDisk` refuses to
+zlib-compressed JSON kept inside the SQLite file: `json_disk` refuses to
 unpickle anything, and `Store.open` checks the cache's settings table before
 diskcache reads it, because diskcache turns ``sqlite_*`` settings into PRAGMA
 statements.  A `.tia/` directory may come from a CI cache or a teammate.
@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import gc
 import itertools
 import json
@@ -60,9 +61,6 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import diskcache
-from diskcache.core import MODE_RAW
 
 from tia.errors import CorruptStoreError, StoreError
 from tia.records import (
@@ -78,8 +76,10 @@ from tia.records import (
     strings,
 )
 
-if TYPE_CHECKING:  # tia.scopes loads when an index is read: a run with nothing to do reads none
-    from tia.scopes import FileIndex
+if TYPE_CHECKING:
+    import diskcache  # loads with the first write: a run that finds nothing to do makes none
+
+    from tia.scopes import FileIndex  # loads when an index is read: a run with nothing to do reads none
 
 SCHEMA = 3
 ENV = "env"
@@ -118,36 +118,46 @@ _CACHE_SETTINGS: dict[str, Any] = {
 }
 
 
-class SafeJSONDisk(diskcache.Disk):
-    """Strings for keys, compressed JSON for values, and never pickle."""
+@functools.cache
+def json_disk() -> type[diskcache.Disk]:
+    """The `diskcache.Disk` of tia's maps: strings for keys, compressed JSON for values,
+    and never pickle.  Defined on first use, as diskcache is imported then (12 ms)."""
+    import diskcache
 
-    def put(self, key: Any) -> tuple[Any, bool]:
-        if not isinstance(key, str):
-            raise TypeError("tia store keys are strings")
-        return super().put(key)
+    class SafeJSONDisk(diskcache.Disk):
+        def put(self, key: Any) -> tuple[Any, bool]:
+            if not isinstance(key, str):
+                raise TypeError("tia store keys are strings")
+            return super().put(key)
 
-    def get(self, key: Any, raw: bool) -> Any:
-        if not raw or not isinstance(key, str):
-            raise CorruptStoreError("the map holds a key that is not a string")
-        return key
+        def get(self, key: Any, raw: bool) -> Any:
+            if not raw or not isinstance(key, str):
+                raise CorruptStoreError("the map holds a key that is not a string")
+            return key
 
-    def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> Any:
-        # Values are built by tia from records, never self-referencing: no cycle check.
-        text = json.dumps(value, separators=(",", ":"), check_circular=False)
-        data = zlib.compress(text.encode("utf-8"), 1)
-        return super().store(data, False, key=key)
+        def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> Any:
+            # Values are built by tia from records, never self-referencing: no cycle check.
+            text = json.dumps(value, separators=(",", ":"), check_circular=False)
+            data = zlib.compress(text.encode("utf-8"), 1)
+            return super().store(data, False, key=key)
 
-    def remove(self, file_path: Any) -> None:
-        # tia never writes side files, so a row that names one was not written by tia:
-        # deleting "its" file could delete anything the user can write.
-        return None
+        def remove(self, file_path: Any) -> None:
+            # tia never writes side files, so a row that names one was not written by tia:
+            # deleting "its" file could delete anything the user can write.
+            return None
 
-    def fetch(self, mode: int, filename: Any, value: Any, read: bool) -> Any:
-        return _decode(mode, filename, value)
+        def fetch(self, mode: int, filename: Any, value: Any, read: bool) -> Any:
+            return _decode(mode, filename, value)
+
+    return SafeJSONDisk
+
+
+# diskcache.core.MODE_RAW: how diskcache marks a value stored as the bytes it was given.
+MODE_RAW = 1
 
 
 def _decode(mode: Any, filename: Any, value: Any) -> Any:
-    """A value of the Cache table as `SafeJSONDisk.store` wrote it: compressed JSON, inline."""
+    """A value of the Cache table as `json_disk` wrote it: compressed JSON, inline."""
     if mode != MODE_RAW or filename is not None or not isinstance(value, bytes):
         raise CorruptStoreError("the map holds a value that is not compressed JSON")
     try:
@@ -170,9 +180,12 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _read_only(db: Path) -> sqlite3.Connection:
-    """A connection that reads cache.db directly, beside (never instead of) diskcache's own."""
-    return sqlite3.connect(db.resolve().as_uri() + "?mode=ro", uri=True)
+def _connect(db: Path, mode: str) -> sqlite3.Connection:
+    """A connection that reads cache.db directly, beside diskcache's own: ``mode=ro`` in a
+    process that must never write, ``mode=rw`` in the store, whose reads may be all a run
+    does: the last connection to close removes the write-ahead log, and a read-only one
+    cannot (in the map directory, it would leave two files behind)."""
+    return sqlite3.connect(db.resolve().as_uri() + "?mode=" + mode, uri=True)
 
 
 # The rows tia never writes (a value in a side file, a key diskcache would unpickle), in an
@@ -183,24 +196,22 @@ _FOREIGN_ROWS = "filename IS NOT NULL OR raw = 0"
 _FOREIGN_INDEX = f"CREATE INDEX Cache_tia_foreign ON Cache(raw) WHERE {_FOREIGN_ROWS}"
 
 
-def _check_settings(db: Path) -> None:
+def _check_settings(con: sqlite3.Connection, db: Path) -> bool:
     """Refuse a cache.db whose Settings table tia did not write, or that holds a row tia
-    would not write: a value in a side file, a key diskcache would unpickle."""
-    try:
-        con = _read_only(db)
-    except sqlite3.Error as exc:
-        raise CorruptStoreError(f"cannot open {db}: {exc}") from exc
+    would not write: a value in a side file, a key diskcache would unpickle.  Return
+    whether it has tia's index of such rows (else the next write adds it)."""
     try:
         rows = con.execute("SELECT key, value FROM Settings").fetchall()
-        index = con.execute("SELECT sql FROM sqlite_master WHERE name = 'Cache_tia_foreign'").fetchone()
-        table = "Cache INDEXED BY Cache_tia_foreign" if index == (_FOREIGN_INDEX,) else "Cache"
-        side_files, pickled_keys = con.execute(
+        # fetchall: a statement not stepped to its end keeps its read lock, and this
+        # connection stays open for the store's reads while diskcache's writes.
+        index = con.execute("SELECT sql FROM sqlite_master WHERE name = 'Cache_tia_foreign'").fetchall()
+        indexed = index == [(_FOREIGN_INDEX,)]
+        table = "Cache INDEXED BY Cache_tia_foreign" if indexed else "Cache"
+        [(side_files, pickled_keys)] = con.execute(
             f"SELECT count(filename), total(raw = 0) FROM {table} WHERE {_FOREIGN_ROWS}"
-        ).fetchone()
+        ).fetchall()
     except sqlite3.Error as exc:
         raise CorruptStoreError(f"{db} is not a tia map: {exc}") from exc
-    finally:
-        con.close()
     if side_files:
         raise CorruptStoreError(f"{db} has entries stored outside the database, which tia never writes")
     if pickled_keys:
@@ -212,6 +223,7 @@ def _check_settings(db: Path) -> None:
         ok = isinstance(value, int) if expected is int else str(value).lower() in expected
         if not ok:
             raise CorruptStoreError(f"{db} has an unexpected value for setting {key!r}")
+    return indexed
 
 
 class IndexReader:
@@ -220,7 +232,7 @@ class IndexReader:
     parsing and fingerprinting that file again.
 
     It never writes and takes no lock (the tia process that started pytest holds it).
-    Values are decoded as `SafeJSONDisk` wrote them and checked by `FileIndex.from_json`;
+    Values are decoded as `json_disk` wrote them and checked by `FileIndex.from_json`;
     anything missing or unreadable reads as absent, and the file is indexed afresh."""
 
     def __init__(self, directory: Path) -> None:
@@ -234,7 +246,7 @@ class IndexReader:
             if self._con is None:
                 if not self._db.is_file():
                     return None
-                self._con = _read_only(self._db)
+                self._con = _connect(self._db, "ro")
             row = self._con.execute(
                 "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1", ("index:" + sha,)
             ).fetchone()
@@ -289,6 +301,8 @@ class Store:
     def __init__(self, directory: Path, warn: Callable[[str], None]) -> None:
         self.directory = directory
         self.warn = warn
+        self._opened = False
+        # diskcache's Cache, made by the first write (see `cache`); reads go through `_reader`.
         self._cache: diskcache.Cache | None = None
         self._reader: sqlite3.Connection | None = None
         self.rebuilt_reason: str | None = None
@@ -326,14 +340,21 @@ class Store:
         return self
 
     def _open_checked(self) -> None:
+        """Check the map and read its meta record through a read-only connection; diskcache
+        opens it only if it is new or lacks tia's index, else with the first write: its
+        Cache costs 20 ms to import and open, and a run that finds nothing to do writes
+        nothing."""
         db = self.directory / "cache.db"
+        indexed = False
         if db.exists():
-            _check_settings(db)
-        try:
-            self._cache = diskcache.Cache(str(self.directory), disk=SafeJSONDisk, **_CACHE_SETTINGS)
-            self._cache._con.execute(_FOREIGN_INDEX.replace("INDEX", "INDEX IF NOT EXISTS", 1))
-        except sqlite3.Error as exc:
-            raise CorruptStoreError(f"{db} is not a readable SQLite database: {exc}") from exc
+            try:
+                self._reader = _connect(db, "rw")
+            except sqlite3.Error as exc:
+                raise CorruptStoreError(f"cannot open {db}: {exc}") from exc
+            indexed = _check_settings(self._reader, db)
+        self._opened = True
+        if not indexed:
+            self._open_cache()  # creates the file, or adds the index
         meta = self.meta()
         if meta is None:
             if self._count() and not self.rebuilt_reason:
@@ -383,15 +404,29 @@ class Store:
 
     @property
     def is_open(self) -> bool:
-        return self._cache is not None
+        return self._opened
 
     @property
     def cache(self) -> diskcache.Cache:
-        if self._cache is None:
+        """diskcache's Cache on the map, for writes: opened on first use."""
+        if not self._opened:
             raise StoreError("the store is not open")
-        return self._cache
+        return self._open_cache() if self._cache is None else self._cache
+
+    def _open_cache(self) -> diskcache.Cache:
+        import diskcache
+
+        try:
+            cache = diskcache.Cache(str(self.directory), disk=json_disk(), **_CACHE_SETTINGS)
+            cache._con.execute(_FOREIGN_INDEX.replace("INDEX", "INDEX IF NOT EXISTS", 1))
+        except sqlite3.Error as exc:
+            db = self.directory / "cache.db"
+            raise CorruptStoreError(f"{db} is not a readable SQLite database: {exc}") from exc
+        self._cache = cache
+        return cache
 
     def close(self) -> None:
+        self._opened = False
         if self._reader is not None:
             self._reader.close()
             self._reader = None
@@ -412,8 +447,12 @@ class Store:
     # -- reading -------------------------------------------------------------
 
     def _get(self, key: str) -> Any:
+        if self._cache is None:
+            rows = self._keyed([key], ", mode, filename, value")
+            return _decode(*rows[0][1:]) if rows else None
         try:
-            return self.cache.get(key)
+            # diskcache's connection: inside a write's transaction, it sees what was written.
+            return self._cache.get(key)
         except sqlite3.Error as exc:
             raise CorruptStoreError(f"cannot read {key!r}: {exc}") from exc
 
@@ -458,9 +497,11 @@ class Store:
     def _query(self, query: str, params: list[str]) -> list[tuple[Any, ...]]:
         """Rows of a query on cache.db, through a read-only connection of this store's own
         (it sees what is committed): opened once, since each open costs milliseconds."""
+        if not self._opened:
+            raise StoreError("the store is not open")
         try:
             if self._reader is None:
-                self._reader = _read_only(Path(self.cache.directory) / "cache.db")
+                self._reader = _connect(self.directory / "cache.db", "rw")
             return self._reader.execute(query, params).fetchall()
         except sqlite3.Error as exc:
             raise CorruptStoreError(f"cannot read the map: {exc}") from exc
@@ -468,7 +509,7 @@ class Store:
     @gc_paused()
     def tests(self) -> dict[str, TestRecord]:
         """Every test record, validated (at 20,000 tests, one query takes 0.06 s where a
-        lookup per key took 2 s); the rows are decoded as `SafeJSONDisk` would."""
+        lookup per key took 2 s); the rows are decoded as `json_disk` would."""
         records: dict[str, TestRecord] = {}
         try:
             for key, mode, filename, value in self._rows(("mode", "filename", "value"), "test"):
@@ -797,7 +838,7 @@ class Store:
         A stored run writes hundreds of index entries; diskcache's ``set`` takes a SELECT
         and an UPDATE per key, each through its own Python layers, and was half of the
         update's time at 20,000 tests.  The rows are the ones ``set`` writes (values through
-        `SafeJSONDisk`, no expiry, no tag), and the triggers diskcache installs keep its
+        `json_disk`, no expiry, no tag), and the triggers diskcache installs keep its
         count and size in its Settings table, as for its own writes."""
         now = time.time()
         rows = []
