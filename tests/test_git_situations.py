@@ -8,12 +8,16 @@ submodules.  (A shallow clone without the merge-base is in test_faults.py.)
 from __future__ import annotations
 
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ALL_SAMPLE_TESTS, SAMPLE, GitProject, shallow_clone
+from tia.config import load_config
 from tia.gitrepo import GitRepo
+from tia.project import Project
+from tia.store import Store
 
 pytestmark = pytest.mark.slow
 
@@ -533,3 +537,37 @@ def test_the_listing_leaves_out_every_map_directory_and_nothing_else(project: Gi
         project.write(rel, "")
     files = GitRepo(project.path).worktree_files()
     assert [f for f in files if "tia" in f] == [".tiara/x.py", "a.tia/x.py", "c/.tia", "x.tia"]
+
+
+def test_a_listing_started_early_lists_what_a_late_one_does(project: GitProject) -> None:
+    project.write("untracked.txt", "")
+    git = GitRepo(project.path)
+    git.start_listing()
+    assert git.worktree_files() == GitRepo(project.path).worktree_files()
+    assert "untracked.txt" in git.worktree_files()  # the next listing starts afresh
+
+
+def test_a_listing_started_before_waiting_for_the_lock_is_taken_again_after_it(
+    project: GitProject,
+) -> None:
+    # `tia run` starts git listing the work tree before it takes the map's lock; if another
+    # tia holds the lock, what changes while this one waits must be in its plan.
+    git = GitRepo(project.path)
+    git.start_listing()
+    for proc in git._listing or ():
+        proc.wait()  # the early listing is done: it cannot see the file written below
+    waiting = threading.Event()
+    files: list[str] = []
+    tia = Project(load_config(project.path, project.path), lambda message: None, git)
+
+    def plan() -> None:
+        with tia.locked(lambda message: waiting.set()):
+            files.extend(tia.git.worktree_files())
+
+    with Store(tia.store.directory, lambda message: None).locked(lambda message: None):
+        thread = threading.Thread(target=plan)
+        thread.start()
+        assert waiting.wait(timeout=60)
+        project.write("written_while_waiting.txt", "")
+    thread.join(timeout=60)
+    assert "written_while_waiting.txt" in files

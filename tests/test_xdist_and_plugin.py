@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import GitProject, clean_env
+from tia.runner import predict_seconds
 from tia.store import Store
 
 pytestmark = pytest.mark.slow
@@ -250,3 +251,11 @@ def test_pytest_is_stopped_when_the_work_done_while_it_runs_fails(mapped: GitPro
     with pytest.raises(ProcessLookupError):
         os.kill(int(started.read_text()), 0)
     assert not list((mapped.path / ".tia").glob("plan-*.json"))
+
+
+def test_a_selection_is_predicted_from_recorded_durations_and_their_median_for_the_rest() -> None:
+    assert predict_seconds(["a", "b"], {}) is None
+    odd = {"a": 1.0, "b": 5.0, "c": 2.0}
+    assert predict_seconds(["a", "b", "new"], odd) == 1.0 + 5.0 + 2.0
+    even = {"a": 1.0, "b": 4.0, "c": 2.0, "d": 8.0}
+    assert predict_seconds(["new", "other"], even) == 2 * 3.0

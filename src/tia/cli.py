@@ -51,7 +51,9 @@ def _warn(message: str) -> None:
     print(f"tia: warning: {message}", file=sys.stderr, flush=True)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; with `only`, that command's alone (building every
+    command's takes milliseconds of each run, and only ``tia --help`` lists them)."""
     parser = argparse.ArgumentParser(
         prog="tia",
         description="Test impact analysis for pytest: run only the tests a change can affect.",
@@ -65,69 +67,103 @@ def _parser() -> argparse.ArgumentParser:
         help="where the map lives (default: .tia/ beside pytest's configuration file, else at the git root)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    subs: dict[str, argparse.ArgumentParser] = {}
     for name, (summary, example) in COMMANDS.items():
-        subs[name] = sub.add_parser(
-            name,
-            parents=[common],
-            help=summary,
-            description=summary[0].upper() + summary[1:] + ".",
-            epilog=f"example: {example}",
-        )
-    for name in ("run", "select"):
-        since = subs[name].add_mutually_exclusive_group()
-        since.add_argument(
-            "--since", metavar="REF", help="also select for every change since the merge-base of REF and HEAD"
-        )
-        since.add_argument(
-            "--since-upstream",
-            action="store_true",
-            help="--since the branch's upstream, else the remote's default branch, else main "
-            "(what a push sends; the remote is $TIA_REMOTE or pre-commit's, else origin)",
-        )
-    for name in ("run", "map"):
-        subs[name].add_argument(
-            "-n",
-            dest="workers",
-            metavar="N|auto",
-            help="run under pytest-xdist with N workers, or auto (one per CPU); 0: no xdist "
-            "(default: tia decides from the recorded durations)",
-        )
-        subs[name].add_argument(
-            "--engine",
-            choices=("coverage", "monitoring"),
-            help="how tests are recorded: coverage.py, or sys.monitoring (Python 3.12+); "
-            "default: [tool.tia] engine, else monitoring on Python 3.12+ and coverage before",
-        )
-        subs[name].add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then arguments for pytest")
-    subs["run"].add_argument("--all", action="store_true", help="run every test (and refresh the whole map)")
-    subs["run"].add_argument("--dry-run", action="store_true", help="print the selection, run nothing")
-    subs["run"].add_argument(
+        if only in (None, name):
+            command = sub.add_parser(
+                name,
+                parents=[common],
+                help=summary,
+                description=summary[0].upper() + summary[1:] + ".",
+                epilog=f"example: {example}",
+            )
+            for add_options in _OPTIONS.get(name, ()):
+                add_options(command)
+    return parser
+
+
+def _since_options(command: argparse.ArgumentParser) -> None:
+    since = command.add_mutually_exclusive_group()
+    since.add_argument(
+        "--since", metavar="REF", help="also select for every change since the merge-base of REF and HEAD"
+    )
+    since.add_argument(
+        "--since-upstream",
+        action="store_true",
+        help="--since the branch's upstream, else the remote's default branch, else main "
+        "(what a push sends; the remote is $TIA_REMOTE or pre-commit's, else origin)",
+    )
+
+
+def _pytest_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "-n",
+        dest="workers",
+        metavar="N|auto",
+        help="run under pytest-xdist with N workers, or auto (one per CPU); 0: no xdist "
+        "(default: tia decides from the recorded durations)",
+    )
+    command.add_argument(
+        "--engine",
+        choices=("coverage", "monitoring"),
+        help="how tests are recorded: coverage.py, or sys.monitoring (Python 3.12+); "
+        "default: [tool.tia] engine, else monitoring on Python 3.12+ and coverage before",
+    )
+    command.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then arguments for pytest")
+
+
+def _run_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--all", action="store_true", help="run every test (and refresh the whole map)")
+    command.add_argument("--dry-run", action="store_true", help="print the selection, run nothing")
+    command.add_argument(
         "--verify",
         action="store_true",
         help="run the whole suite and report failing tests the selection would have skipped",
     )
-    subs["run"].add_argument(
+    command.add_argument(
         "--shard",
         metavar="K/N",
         type=_shard,
         help="run only shard K of N: a deterministic split of the selection, balanced by recorded durations",
     )
-    subs["run"].add_argument(
+    command.add_argument(
         "--json-report", metavar="FILE", help="write what ran, why and how it ended as JSON (docs/json.md)"
     )
-    subs["select"].add_argument("--json", action="store_true", help="print node ids with reasons as JSON")
-    subs["install-hook"].add_argument(
-        "--force", action="store_true", help="replace an existing pre-push hook"
-    )
-    subs["explain"].add_argument("target", help="a test node id, or PATH or PATH:LINE")
-    subs["graph"].add_argument("--format", choices=("graphml", "json"), default="json")
-    subs["graph"].add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
-    subs["cache"].add_argument("action", choices=("info", "clear", "export", "import"))
-    subs["cache"].add_argument(
+
+
+def _select_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--json", action="store_true", help="print node ids with reasons as JSON")
+
+
+def _install_hook_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--force", action="store_true", help="replace an existing pre-push hook")
+
+
+def _explain_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("target", help="a test node id, or PATH or PATH:LINE")
+
+
+def _graph_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--format", choices=("graphml", "json"), default="json")
+    command.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+
+
+def _cache_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("action", choices=("info", "clear", "export", "import"))
+    command.add_argument(
         "file", nargs="?", metavar="FILE", help="the map file to write (export) or read (import)"
     )
-    return parser
+
+
+# Each command's options, in the order its help lists them.
+_OPTIONS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], ...]] = {
+    "run": (_since_options, _pytest_options, _run_options),
+    "select": (_since_options, _select_options),
+    "map": (_pytest_options,),
+    "explain": (_explain_options,),
+    "graph": (_graph_options,),
+    "install-hook": (_install_hook_options,),
+    "cache": (_cache_options,),
+}
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -141,21 +177,27 @@ def _shard(text: str) -> tuple[int, int]:
     return k, n
 
 
-def _project(args: argparse.Namespace) -> Project:
-    from tia.config import load_config
-    from tia.gitrepo import find_root
-    from tia.project import Project
+def _project(args: argparse.Namespace, plans: bool = False) -> Project:
+    """The project tia was started in; for a command that `plans`, git starts listing the
+    work tree at once, and runs while tia reads its configuration and loads the rest."""
+    from tia.gitrepo import GitRepo, find_root
 
     cwd = Path.cwd()
-    root = find_root(cwd)
+    git = GitRepo(find_root(cwd))
+    if plans:
+        git.start_listing()
+
+    from tia.config import load_config
+    from tia.project import Project
+
     config = load_config(
-        root,
+        git.root,
         cwd,
         cache_dir=args.cache_dir,
         workers=getattr(args, "workers", None),
         engine=getattr(args, "engine", None),
     )
-    return Project(config, _warn)
+    return Project(config, _warn, git)
 
 
 def _pytest_args(args: argparse.Namespace) -> list[str]:
@@ -227,13 +269,12 @@ def _execute(
 
 def _verify(project: Project, plan: Plan, pytest_args: list[str]) -> int:
     """Run everything and report each failing test the selection would have skipped."""
-    import dataclasses
+    import copy
 
     from tia.records import FAILED_OUTCOMES
 
-    full = dataclasses.replace(
-        plan, mode="all", why_all="--verify: the whole suite checks the selection", skip_files=set()
-    )
+    full = copy.copy(plan)
+    full.mode, full.why_all, full.skip_files = "all", "--verify: the whole suite checks the selection", set()
     before = dict(project.tests())  # the versions each test last ran against, before this run
     status, payload = _execute(project, full, pytest_args, replace_all=False)
     if payload is None:
@@ -263,9 +304,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.json_report and not Path(args.json_report).resolve().parent.is_dir():
         raise UsageError(f"--json-report {args.json_report}: its directory does not exist")
-    project = _project(args)
+    project = _project(args, plans=True)
     pytest_args = _pytest_args(args)
-    with project.store.locked(_say):
+    with project.locked(_say):
         plan = project.plan(_since(args, project), run_all=args.all)
         _say(plan.summary())
         if args.dry_run:
@@ -300,9 +341,9 @@ def _shard_rows(plan: Plan, shard: tuple[int, int] | None) -> list[str] | None:
 
 
 def cmd_map(args: argparse.Namespace) -> int:
-    project = _project(args)
+    project = _project(args, plans=True)
     pytest_args = _pytest_args(args)
-    with project.store.locked(_say):
+    with project.locked(_say):
         plan = project.plan(None, run_all=True, why="tia map")
         _say("mapping the whole suite")
         return _execute(project, plan, pytest_args, replace_all=True)[0]
@@ -332,13 +373,14 @@ def _reason_text(reason: dict[str, str]) -> str:
 def cmd_select(args: argparse.Namespace) -> int:
     from tia.project import selected_after_collection
     from tia.report import selection_rows
-    from tia.runner import run_pytest
 
-    project = _project(args)
-    with project.store.locked(_say):
+    project = _project(args, plans=True)
+    with project.locked(_say):
         plan = project.plan(_since(args, project), run_all=False)
         new: list[str] = []
         if plan.needs_pytest and plan.mode == "select":
+            from tia.runner import run_pytest
+
             # Only collection knows new tests: collect, record nothing, change nothing.
             result = run_pytest(
                 root=project.root,
@@ -472,7 +514,9 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = _parser(argv[0] if argv and argv[0] in COMMANDS else None)
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()

@@ -15,11 +15,11 @@ from __future__ import annotations
 import fnmatch
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tia.errors import UsageError
+from tia.values import Value
 
 # Changing one of these can change how every test runs: they select everything.
 DEFAULT_RUN_ALL = (
@@ -57,8 +57,7 @@ def default_engine() -> str:
     return available_engines()[-1]
 
 
-@dataclass
-class Config:
+class Config(Value):
     """The settings of one tia invocation.
 
     Attributes:
@@ -73,14 +72,27 @@ class Config:
         source: where the ``[tool.tia]`` settings came from, if anywhere.
     """
 
-    root: Path
-    cache_dir: Path
-    since: str | None = None
-    run_all: tuple[str, ...] = DEFAULT_RUN_ALL
-    ignore: tuple[str, ...] = ()
-    engine: str = field(default_factory=default_engine)
-    workers: str | int = "decide"
-    source: Path | None = None
+    __slots__ = ("cache_dir", "engine", "ignore", "root", "run_all", "since", "source", "workers")
+
+    def __init__(
+        self,
+        root: Path,
+        cache_dir: Path,
+        since: str | None = None,
+        run_all: tuple[str, ...] = DEFAULT_RUN_ALL,
+        ignore: tuple[str, ...] = (),
+        engine: str | None = None,
+        workers: str | int = "decide",
+        source: Path | None = None,
+    ) -> None:
+        self.root = root
+        self.cache_dir = cache_dir
+        self.since = since
+        self.run_all = run_all
+        self.ignore = ignore
+        self.engine = default_engine() if engine is None else engine
+        self.workers = workers
+        self.source = source
 
     def runs_all(self, path: str) -> bool:
         return any(fnmatch.fnmatchcase(path, pattern) for pattern in self.run_all)

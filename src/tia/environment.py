@@ -27,9 +27,10 @@ import stat
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from tia.values import FrozenValue
 
 if TYPE_CHECKING:
     from importlib import metadata
@@ -43,17 +44,19 @@ _RACY_SECONDS = 2.0
 _READ_FILES = ("METADATA", "PKG-INFO", "direct_url.json")
 
 
-@dataclass(frozen=True)
-class Environment:
+class Environment(FrozenValue):
     """A fingerprint of the interpreter and its installed distributions.
 
     `complete` is False for a slice (`only`): the distributions some tests imported,
     not every installed one.
     """
 
-    python: str
-    distributions: dict[str, str]
-    complete: bool = True
+    __slots__ = ("complete", "distributions", "python")
+
+    def __init__(self, python: str, distributions: dict[str, str], complete: bool = True) -> None:
+        self.python = python
+        self.distributions = distributions
+        self.complete = complete
 
     @property
     def id(self) -> str:
@@ -185,8 +188,7 @@ class Slices:
         return self._ids[key]
 
 
-@dataclass(frozen=True)
-class Owners:
+class Owners(FrozenValue):
     """Which installed distributions provide each importable top-level name, as
     `importlib.metadata.packages_distributions` lists them (a name shared by several,
     a namespace package, lists them all); `unowned`: the distributions that provide no
@@ -197,8 +199,11 @@ class Owners:
     RECORD), so tia reads it with the environment's fingerprint, keeps it under the same
     stamp, and hands it to the plugin with the plan."""
 
-    names: dict[str, list[str]]
-    unowned: frozenset[str]
+    __slots__ = ("names", "unowned")
+
+    def __init__(self, names: dict[str, list[str]], unowned: frozenset[str]) -> None:
+        self.names = names
+        self.unowned = unowned
 
     def to_json(self) -> dict[str, Any]:
         return {"names": self.names, "unowned": sorted(self.unowned)}

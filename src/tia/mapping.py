@@ -16,10 +16,10 @@ This module is pure: the plugin hands it what the recorder saw.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 from tia.records import TEXT, Deps, RunFacts
 from tia.scopes import FileIndex
+from tia.values import FrozenValue
 
 SESSION = "S"
 TEST = "T:"
@@ -32,15 +32,16 @@ def fixture_key(baseid: str, argname: str) -> str:
     return f"{FIXTURE}{baseid}::{argname}"
 
 
-@dataclass(frozen=True)
-class TestPlan:
+class TestPlan(FrozenValue):
     """What the plugin knows of one test besides its own context."""
 
     __test__ = False
+    __slots__ = ("collectors", "fixtures", "nodeid")
 
-    nodeid: str
-    collectors: tuple[str, ...]  # node ids of the collectors above it, session ("") first
-    fixtures: tuple[str, ...]  # fixture_key() of every broader-than-function fixture it uses
+    def __init__(self, nodeid: str, collectors: tuple[str, ...], fixtures: tuple[str, ...]) -> None:
+        self.nodeid = nodeid
+        self.collectors = collectors  # node ids of the collectors above it, session ("") first
+        self.fixtures = fixtures  # fixture_key() of every broader-than-function fixture it uses
 
 
 # context -> path -> function scopes (an empty set: the module scope only, or a data file)

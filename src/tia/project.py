@@ -8,10 +8,10 @@ the run recorded.  Nothing below this module imports it.
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
 import time
-from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,14 +42,14 @@ from tia.records import (
 )
 from tia.selection import ChangeSource, Reason, Selection, select
 from tia.store import Store, gc_paused
+from tia.values import FrozenValue, Value
 from tia.worktree import WorkTree, snapshot_id
 
 if TYPE_CHECKING:  # tia.scopes loads when a file changed or a run is stored, not to find nothing to do
     from tia.scopes import FileIndex
 
 
-@dataclass
-class Plan:
+class Plan(Value):
     """What a run will do, decided before pytest starts.
 
     Attributes:
@@ -67,20 +67,50 @@ class Plan:
         owners: the distributions by importable name, for the plugin, if tia read them.
     """
 
-    mode: str
-    why_all: str | None
-    selection: Selection
-    known: set[str]
-    listing: dict[str, str]
-    snapshot: str
-    env: Environment
-    durations: dict[str, float]
-    touched: set[str] = field(default_factory=set)
-    needs_pytest: bool = True
-    base: Base | None = None
-    skip_files: set[str] = field(default_factory=set)
-    started: float = field(default_factory=time.time)
-    owners: Owners | None = None
+    __slots__ = (
+        "base",
+        "durations",
+        "env",
+        "known",
+        "listing",
+        "mode",
+        "needs_pytest",
+        "owners",
+        "selection",
+        "skip_files",
+        "snapshot",
+        "started",
+        "touched",
+        "why_all",
+    )
+
+    def __init__(
+        self,
+        mode: str,
+        why_all: str | None,
+        selection: Selection,
+        known: set[str],
+        listing: dict[str, str],
+        snapshot: str,
+        env: Environment,
+        durations: dict[str, float],
+        touched: set[str] | None = None,
+        base: Base | None = None,
+    ) -> None:
+        self.mode = mode
+        self.why_all = why_all
+        self.selection = selection
+        self.known = known
+        self.listing = listing
+        self.snapshot = snapshot
+        self.env = env
+        self.durations = durations
+        self.touched = set() if touched is None else touched
+        self.needs_pytest = True
+        self.base = base
+        self.skip_files: set[str] = set()
+        self.started = time.time()
+        self.owners: Owners | None = None
 
     @property
     def selected(self) -> list[str]:
@@ -147,13 +177,15 @@ class Plan:
         }
 
 
-@dataclass(frozen=True)
-class Settled:
+class Settled(FrozenValue):
     """What `Project.settle` made of a run: how many tests it recorded, and whether
     pytest found nothing to run because the selection was empty."""
 
-    recorded: int
-    nothing_affected: bool
+    __slots__ = ("nothing_affected", "recorded")
+
+    def __init__(self, recorded: int, nothing_affected: bool) -> None:
+        self.recorded = recorded
+        self.nothing_affected = nothing_affected
 
 
 def selected_after_collection(payload: dict[str, Any] | None) -> list[str] | None:
@@ -167,11 +199,11 @@ def selected_after_collection(payload: dict[str, Any] | None) -> list[str] | Non
 class Project:
     """A git work tree with tia's map; see the module docstring."""
 
-    def __init__(self, config: Config, warn: Callable[[str], None]) -> None:
+    def __init__(self, config: Config, warn: Callable[[str], None], git: GitRepo | None = None) -> None:
         self.config = config
         self.root = config.root
         self.warn = warn
-        self.git = GitRepo(config.root)
+        self.git = GitRepo(config.root) if git is None else git
         self.store = Store(config.cache_dir, warn)
         self._tests: dict[str, TestRecord] | None = None
         self._roster: Roster | None = None
@@ -181,6 +213,19 @@ class Project:
         # Which distributions provide each importable name: read with the environment,
         # handed to the plugin with the plan.
         self.owners: Owners | None = None
+
+    @contextlib.contextmanager
+    def locked(self, notify: Callable[[str], None]) -> Iterator[None]:
+        """The store's lock (`Store.locked`), for a plan and the run that follows it."""
+
+        def waiting(message: str) -> None:
+            # git may have started listing the work tree (`GitRepo.start_listing`): a
+            # listing from before the wait would miss what changes during it.
+            self.git.discard_listing()
+            notify(message)
+
+        with self.store.locked(waiting):
+            yield
 
     # -- reading the map ---------------------------------------------------------
 

@@ -1,18 +1,20 @@
 """The map's records: what tia knows about each test and about the run as a whole.
 
-These are plain dataclasses with JSON converters that validate every field:
+These are plain value classes (`tia.values`) with JSON converters that validate every field:
 what tia reads back from disk may come from another machine, so it is data to
 check, never code to run.  Paths are POSIX paths relative to the git root.
 """
 
 from __future__ import annotations
 
+import collections
 import functools
 import itertools
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
+
+from tia.values import Value
 
 FAILED_OUTCOMES = frozenset({"failed", "error"})
 # The scope of a Python file whose text a test read, as data rather than as code:
@@ -120,8 +122,7 @@ def _scope_set(scopes: tuple[Any, ...]) -> frozenset[str]:
     return frozenset(_str(s, "a scope") for s in scopes)
 
 
-@dataclass
-class TestSummary:
+class TestSummary(Value):
     """One test's last run under tia, without its dependencies: what planning needs of
     every test (the dependencies it reads from the store's per-file index instead).
 
@@ -135,13 +136,15 @@ class TestSummary:
     """
 
     __test__ = False  # not a pytest test class, despite the name
+    __slots__ = ("duration", "env", "epoch", "nodeid", "outcome", "when")
 
-    nodeid: str
-    outcome: str
-    duration: float
-    when: float
-    epoch: str
-    env: str
+    def __init__(self, nodeid: str, outcome: str, duration: float, when: float, epoch: str, env: str) -> None:
+        self.nodeid = nodeid
+        self.outcome = outcome
+        self.duration = duration
+        self.when = when
+        self.epoch = epoch
+        self.env = env
 
     @property
     def failed(self) -> bool:
@@ -178,17 +181,19 @@ class TestSummary:
         )
 
 
-class RosterGroup(NamedTuple):
+# A plain namedtuple: `typing.NamedTuple` compiles each annotation of a module under
+# ``from __future__ import annotations``, 3 ms of every run.
+class RosterGroup(collections.namedtuple("RosterGroup", ["epoch", "env", "failed", "nodeids"])):
     """Tests of one file that planning tells apart from others only as a group."""
 
+    __slots__ = ()
     epoch: str
     env: str
     failed: str  # the outcome, if they failed last time; else ""
     nodeids: list[str]
 
 
-@dataclass
-class Roster:
+class Roster(Value):
     """Every mapped test, file by file (the part of its node id before ``::``), grouped by
     the snapshot and environment it last ran in and by whether it failed.
 
@@ -198,7 +203,10 @@ class Roster:
     the tests a plan selects.
     """
 
-    files: dict[str, list[RosterGroup]] = field(default_factory=dict)
+    __slots__ = ("files",)
+
+    def __init__(self, files: dict[str, list[RosterGroup]] | None = None) -> None:
+        self.files = {} if files is None else files
 
     @staticmethod
     def entry(summaries: Iterable[TestSummary]) -> list[RosterGroup]:
@@ -249,11 +257,23 @@ def _outcome(value: Any) -> str:
     return outcome
 
 
-@dataclass
 class TestRecord(TestSummary):
     """One test's last run under tia, with what it executed or read, file by file (`deps`)."""
 
-    deps: Deps = field(default_factory=dict)
+    __slots__ = ("deps",)
+
+    def __init__(
+        self,
+        nodeid: str,
+        outcome: str,
+        duration: float,
+        when: float,
+        epoch: str,
+        env: str,
+        deps: Deps | None = None,
+    ) -> None:
+        super().__init__(nodeid, outcome, duration, when, epoch, env)
+        self.deps = {} if deps is None else deps
 
     def summary(self) -> TestSummary:
         return TestSummary(self.nodeid, self.outcome, self.duration, self.when, self.epoch, self.env)
@@ -283,8 +303,7 @@ class TestRecord(TestSummary):
         )
 
 
-@dataclass
-class RunFacts:
+class RunFacts(Value):
     """What a run taught tia beyond single tests; merged across runs.
 
     Attributes:
@@ -296,9 +315,17 @@ class RunFacts:
         reads: Python file -> data files it read while being imported.
     """
 
-    session: Deps = field(default_factory=dict)
-    import_time: dict[str, frozenset[str]] = field(default_factory=dict)
-    reads: dict[str, frozenset[str]] = field(default_factory=dict)
+    __slots__ = ("import_time", "reads", "session")
+
+    def __init__(
+        self,
+        session: Deps | None = None,
+        import_time: dict[str, frozenset[str]] | None = None,
+        reads: dict[str, frozenset[str]] | None = None,
+    ) -> None:
+        self.session = {} if session is None else session
+        self.import_time = {} if import_time is None else import_time
+        self.reads = {} if reads is None else reads
 
     def merge(self, newer: RunFacts) -> None:
         """Fold a newer run's facts in: a file seen again is replaced, others are kept."""

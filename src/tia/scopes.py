@@ -54,8 +54,9 @@ import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
+
+from tia.values import FrozenValue
 
 # Names that mean something to Python or pytest just by being defined, so that a
 # new function with such a name changes behaviour without being called.
@@ -81,8 +82,7 @@ def _dump(node: ast.AST | list[ast.stmt]) -> str:
     return ast.dump(node)
 
 
-@dataclass(frozen=True)
-class FileIndex:
+class FileIndex(FrozenValue):
     """The scopes, module fingerprint and imports of one version of one file.
 
     Attributes:
@@ -97,14 +97,27 @@ class FileIndex:
         error: why the file could not be parsed, or ``None``.
     """
 
-    module: str
-    scopes: dict[str, str] = field(default_factory=dict)
-    spans: list[tuple[str, int, int]] = field(default_factory=list)
-    free_defs: dict[str, str] = field(default_factory=dict)
-    bound: frozenset[str] = frozenset()
-    imports: list[list[Any]] = field(default_factory=list)
-    dynamic_imports: bool = False
-    error: str | None = None
+    __slots__ = ("bound", "dynamic_imports", "error", "free_defs", "imports", "module", "scopes", "spans")
+
+    def __init__(
+        self,
+        module: str,
+        scopes: dict[str, str] | None = None,
+        spans: list[tuple[str, int, int]] | None = None,
+        free_defs: dict[str, str] | None = None,
+        bound: frozenset[str] = frozenset(),
+        imports: list[list[Any]] | None = None,
+        dynamic_imports: bool = False,
+        error: str | None = None,
+    ) -> None:
+        self.module = module
+        self.scopes = {} if scopes is None else scopes
+        self.spans = [] if spans is None else spans
+        self.free_defs = {} if free_defs is None else free_defs
+        self.bound = bound
+        self.imports = [] if imports is None else imports
+        self.dynamic_imports = dynamic_imports
+        self.error = error
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -375,8 +388,7 @@ def index_source(source: str | bytes, filename: str = "<unknown>") -> FileIndex:
     )
 
 
-@dataclass(frozen=True)
-class FileDiff:
+class FileDiff(FrozenValue):
     """How two versions of one file differ, in scopes.
 
     ``module_changed`` is true when import-time code differs (or the file was
@@ -384,9 +396,12 @@ class FileDiff:
     of the old version whose body changed or disappeared.
     """
 
-    module_changed: bool
-    scopes: frozenset[str] = frozenset()
-    detail: str = ""
+    __slots__ = ("detail", "module_changed", "scopes")
+
+    def __init__(self, module_changed: bool, scopes: frozenset[str] = frozenset(), detail: str = "") -> None:
+        self.module_changed = module_changed
+        self.scopes = scopes
+        self.detail = detail
 
     @property
     def changed(self) -> bool:

@@ -29,10 +29,10 @@ import functools
 import posixpath
 import zlib
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from tia.records import TEXT, Deps, RunFacts
+from tia.values import FrozenValue, Value
 
 if TYPE_CHECKING:  # the coordinator loads tia.scopes when a file changed: `diff` hands its FileDiffs
     from tia.scopes import FileDiff
@@ -40,14 +40,18 @@ if TYPE_CHECKING:  # the coordinator loads tia.scopes when a file changed: `diff
 MODULE = "<module>"
 
 
-@dataclass(frozen=True)
-class Reason:
+class Reason(FrozenValue):
     """Why one test was selected."""
 
-    rule: str
-    file: str | None = None
-    scope: str | None = None
-    detail: str = ""
+    __slots__ = ("detail", "file", "rule", "scope")
+
+    def __init__(
+        self, rule: str, file: str | None = None, scope: str | None = None, detail: str = ""
+    ) -> None:
+        self.rule = rule
+        self.file = file
+        self.scope = scope
+        self.detail = detail
 
     def to_json(self) -> dict[str, str]:
         out = {"rule": self.rule}
@@ -67,11 +71,13 @@ class Reason:
         return f"{text} ({self.detail})" if self.detail else text
 
 
-@dataclass
-class Selection:
+class Selection(Value):
     """The outcome of `select`: known tests to run with their reasons, and the failed ones."""
 
-    reasons: dict[str, list[Reason]] = field(default_factory=dict)
+    __slots__ = ("reasons",)
+
+    def __init__(self, reasons: dict[str, list[Reason]] | None = None) -> None:
+        self.reasons = {} if reasons is None else reasons
 
     def add(self, nodeid: str, reason: Reason) -> None:
         reasons = self.reasons.setdefault(nodeid, [])
@@ -87,13 +93,15 @@ class Importers(Protocol):
     def importers(self, path: str) -> set[str]: ...
 
 
-@dataclass(frozen=True)
-class ChangeSource:
+class ChangeSource(FrozenValue):
     """Listings to compare, and the tests the comparison applies to."""
 
-    rule: str  # "changed" or "since"
-    old: dict[str, str]
-    tests: frozenset[str]
+    __slots__ = ("old", "rule", "tests")
+
+    def __init__(self, rule: str, old: dict[str, str], tests: frozenset[str]) -> None:
+        self.rule = rule  # "changed" or "since"
+        self.old = old
+        self.tests = tests
 
 
 def changed_paths(old: dict[str, str], current: dict[str, str]) -> set[str]:

@@ -31,7 +31,6 @@ import os
 import re
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ from tia.errors import StoreError
 from tia.records import RecordError, RunFacts, TestRecord, safe_path
 from tia.scopes import FileIndex
 from tia.store import SCHEMA, Store
+from tia.values import Value
 
 FORMAT = "tia-map"
 VERSION = 1
@@ -65,15 +65,24 @@ _MAX_LEVEL = 1000
 _MAX_MESSAGE = 300
 
 
-@dataclass
-class SharedMap:
+class SharedMap(Value):
     """A validated map, as read from or written to a map file."""
 
-    tests: dict[str, TestRecord]
-    indexes: dict[str, FileIndex]
-    snapshots: dict[str, dict[str, str]]
-    facts: RunFacts
-    meta: dict[str, Any]
+    __slots__ = ("facts", "indexes", "meta", "snapshots", "tests")
+
+    def __init__(
+        self,
+        tests: dict[str, TestRecord],
+        indexes: dict[str, FileIndex],
+        snapshots: dict[str, dict[str, str]],
+        facts: RunFacts,
+        meta: dict[str, Any],
+    ) -> None:
+        self.tests = tests
+        self.indexes = indexes
+        self.snapshots = snapshots
+        self.facts = facts
+        self.meta = meta
 
     def summary(self) -> str:
         return (
