@@ -2,7 +2,8 @@
 
 Usage::
 
-    python benchmarks/no_change.py [--python VENV_PYTHON] [--files 1000] [--rounds 9] [--keep]
+    python benchmarks/no_change.py [--python VENV_PYTHON] [--compare LABEL=PYTHON ...]
+        [--files 1000] [--rounds 9] [--keep]
 
 VENV_PYTHON (default: the interpreter running this script) has pytest, coverage and tia
 installed; tia runs as ``VENV_PYTHON -m tia``.
@@ -23,7 +24,11 @@ Then, ``--rounds`` times (after one warm-up round that is not counted), it runs 
 * ``git status --porcelain``: git's own look at the work tree;
 * ``python -m tia select`` and ``python -m tia run`` in the unchanged repository;
 * ``python -m tia select`` in the edited copy (for context: planning with one change, plus
-  the pytest collection that looks for new tests).
+  the pytest collection that looks for new tests);
+* for each ``--compare LABEL=PYTHON`` (another interpreter with another tia, say an earlier
+  commit's), its ``tia select`` and ``tia run`` with nothing changed, in a copy of the
+  repository mapped by that tia: side by side in the same rounds, so that the shared
+  machine's load falls on both alike.  The table gives each one's ratio to VENV_PYTHON's.
 
 Every command runs with bytecode caching on, as an installed tia has its bytecode compiled:
 ``PYTHONDONTWRITEBYTECODE`` is dropped and ``PYTHONPYCACHEPREFIX`` points into the temporary
@@ -247,15 +252,28 @@ def heavy_imports(python: str, root: Path, env: dict[str, str], command: str) ->
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--python", default=sys.executable, help="interpreter with tia installed")
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="LABEL=PYTHON",
+        help="also time this interpreter's tia, side by side (repeatable)",
+    )
     parser.add_argument("--files", type=int, default=1000, help="Python files in the repository")
     parser.add_argument("--rounds", type=int, default=9, help="timed rounds (medians are reported)")
     parser.add_argument("--keep", action="store_true", help="leave the temporary directory in place")
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    others: dict[str, str] = {}
+    for spec in args.compare:
+        label, _, python = spec.partition("=")
+        if not label or not python or label in others:
+            parser.error(f"--compare {spec}: expected a new LABEL=PYTHON")
+        others[label] = python
     tmp = Path(tempfile.mkdtemp(prefix="tia-no-change-"))
     try:
-        return measure(args.python, args.files, args.rounds, tmp)
+        return measure(args.python, others, args.files, args.rounds, tmp)
     except (BenchError, subprocess.SubprocessError, OSError) as exc:
         print(f"no_change: {exc}", file=sys.stderr)
         return 2
@@ -266,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def measure(python: str, files: int, rounds: int, tmp: Path) -> int:
+def measure(python: str, others: dict[str, str], files: int, rounds: int, tmp: Path) -> int:
     env = environment(tmp)
     repo, edited = tmp / "repo", tmp / "edited"
     repo.mkdir()
@@ -274,11 +292,17 @@ def measure(python: str, files: int, rounds: int, tmp: Path) -> int:
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "synthetic project")
+    # Each compared tia maps a copy of its own (copies keep the files' mtimes).
+    copies = {label: tmp / f"repo-{index}" for index, label in enumerate(others)}
+    for copy in copies.values():
+        shutil.copytree(repo, copy, symlinks=True)
     print(f"wrote {files} Python files and {tests} tests in {repo}; mapping ...", file=sys.stderr)
     # Files written in the last two seconds are hashed on every run (see tia.worktree): wait them out.
     time.sleep(2.5)
     seconds, _ = run([python, "-m", "tia", "map", "-n", "0"], repo, env)
     print(f"tia map took {seconds:.1f} s", file=sys.stderr)
+    for label, copy in copies.items():
+        run([others[label], "-m", "tia", "map", "-n", "0"], copy, env)
     shutil.copytree(repo, edited, symlinks=True)
     function_edit(edited / target, function)
 
@@ -289,6 +313,9 @@ def measure(python: str, files: int, rounds: int, tmp: Path) -> int:
         "tia run (no change)": ([python, "-m", "tia", "run"], repo),
         "tia select (one-function edit)": ([python, "-m", "tia", "select"], edited),
     }
+    for label, copy in copies.items():
+        for command in ("select", "run"):
+            commands[f"tia {command} (no change) [{label}]"] = ([others[label], "-m", "tia", command], copy)
     times: dict[str, list[float]] = {name: [] for name in commands}
     names = list(commands)
     for r in range(rounds + 1):
@@ -296,7 +323,7 @@ def measure(python: str, files: int, rounds: int, tmp: Path) -> int:
         for name in order:
             cmd, cwd = commands[name]
             seconds, proc = run(cmd, cwd, env)
-            if name == "tia run (no change)" and "no tests affected" not in proc.stderr:
+            if name.startswith("tia run (no change)") and "no tests affected" not in proc.stderr:
                 raise BenchError(f"tia run with nothing changed ran tests:\n{proc.stderr[-2000:]}")
             if r:  # round 0 warms the caches: bytecode, the stat cache, the page cache
                 times[name].append(seconds * 1000)
@@ -307,10 +334,12 @@ def measure(python: str, files: int, rounds: int, tmp: Path) -> int:
     tia_run = median["tia run (no change)"]
     ratio = tia_run / baseline
     print(f"\n{files} Python files, {tests} tests; {rounds} rounds, interleaved; median wall time\n")
-    print("| command | median ms | min ms | max ms |")
-    print("| --- | ---: | ---: | ---: |")
+    print("| command | median ms | min ms | max ms | median over this tia's |")
+    print("| --- | ---: | ---: | ---: | ---: |")
     for name, values in times.items():
-        print(f"| `{name}` | {median[name]:.0f} | {min(values):.0f} | {max(values):.0f} |")
+        mine = name.partition(" [")[0]
+        ratio_to_mine = f"{median[name] / median[mine]:.2f}" if mine != name else ""
+        print(f"| `{name}` | {median[name]:.0f} | {min(values):.0f} | {max(values):.0f} | {ratio_to_mine} |")
     ok_ms, ok_ratio = tia_run <= TARGET_MS, ratio <= TARGET_RATIO
     print(
         f"\n`tia run` / (`python -c pass` + `git status`) = {tia_run:.0f} / {baseline:.0f} = {ratio:.2f}\n"
@@ -325,7 +354,10 @@ def measure(python: str, files: int, rounds: int, tmp: Path) -> int:
         status, loaded = heavy_imports(python, repo, env, command)
         clean = clean and not loaded and status == 0
         print(f"tia {command} (no change) loaded: {', '.join(loaded) or 'none of ' + ', '.join(HEAVY)}")
-    print(f"\ninterpreter: {python}\ncommand: {' '.join([sys.executable, *sys.argv])}")
+    print(f"\ninterpreter: {python}")
+    for label, other in others.items():
+        print(f"compared: {label} = {other}")
+    print(f"command: {' '.join([sys.executable, *sys.argv])}")
     return 0 if ok_ms and ok_ratio and clean else 1
 
 
