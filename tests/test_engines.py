@@ -162,3 +162,38 @@ def test_the_monitoring_engine_before_python_3_12_is_a_usage_error(mapped: GitPr
     assert result.stderr.strip() == (
         "tia: error: the monitoring engine needs Python 3.12 or later (this Python can use: coverage)"
     )
+
+
+@needs_monitoring
+def test_the_monitoring_engine_records_each_context_a_function_runs_in_and_rearms_only_those(
+    tmp_path: Path,
+) -> None:
+    import importlib.util
+    import json as outside  # a module outside the repository, called in every context
+
+    from tia.recorder import MonitoringRecorder
+
+    root = tmp_path.resolve()
+    (root / "mod.py").write_text("def f():\n    return 1\n\n\ndef g():\n    return 2\n")
+    spec = importlib.util.spec_from_file_location("tia_engine_probe", root / "mod.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    recorder = MonitoringRecorder(root, ())
+    recorder.start()
+    try:
+        spec.loader.exec_module(module)  # in "S", the session
+        for context, calls in [("a", "f"), ("b", "ff"), ("c", ""), ("d", "fg"), ("a", "g")]:
+            recorder.switch(context)
+            outside.dumps([1])
+            for name in calls:
+                getattr(module, name)()
+            # Only the repository's code objects wait to be re-armed by the next switch.
+            assert {code.co_filename for code in recorder._hit} <= {str(root / "mod.py")}
+    finally:
+        recorder.stop()
+    lines = recorder.lines()
+    assert lines["S"] == {"mod.py": {1, 5}}  # the module body: its two def statements
+    assert lines["a"] == {"mod.py": {2, 6}}
+    assert lines["b"] == {"mod.py": {2}}
+    assert "c" not in lines
+    assert lines["d"] == {"mod.py": {2, 6}}

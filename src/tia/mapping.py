@@ -63,11 +63,11 @@ def scopes_by_context(
                 index = index_of(path)
                 tables[path] = index.line_scopes() if index and not index.error else []
             table = tables[path]
-            scopes = target.setdefault(path, set())
-            for line in linenos:
-                name = table[line] if line < len(table) else None
-                if name is not None:
-                    scopes.add(name)
+            # A comprehension, not a loop of `add`: 400,000 lines at a map of click.
+            size = len(table)
+            names = {table[line] for line in linenos if line < size}
+            names.discard(None)
+            target.setdefault(path, set()).update(names)
     for ctx, paths in reads.items():
         target = out.setdefault(ctx, {})
         for path in paths:

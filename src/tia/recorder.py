@@ -11,11 +11,11 @@ subprocesses record through coverage.py under either engine.
   Its ``sysmon`` core keeps only the first context to reach each line
   (coverage.py #2200), so the recorder always asks for the ``ctrace`` core.
 * `MonitoringRecorder` (engine ``monitoring``, Python 3.12+): a ``PY_START`` and
-  ``PY_RESUME`` event per code object, disabled after its first hit and re-armed
-  with `sys.monitoring.restart_events` at every context switch.  A scope that
-  was entered in a context is what tia keeps of the lines anyway (`tia.mapping`
-  reduces lines to scopes), so the engine reports the lines of each code object
-  entered, without the prologue before its ``RESUME``.
+  ``PY_RESUME`` event per code object of the repository, disabled after its first
+  hit and re-armed, on the code objects that hit, at every context switch.  A
+  scope that was entered in a context is what tia keeps of the lines anyway
+  (`tia.mapping` reduces lines to scopes), so the engine reports the lines of each
+  code object entered, without the prologue before its ``RESUME``.
 
 coverage.py traces with one measurement at a time: one started later pauses the
 one before until it stops.  When another measurement is running as tia starts
@@ -369,8 +369,9 @@ class MonitoringRecorder(Recorder):
     same name, line and body in different files compare equal.
     """
 
-    # coverage.py takes id 1 (sys.monitoring.COVERAGE_ID); debuggers 0, profilers 2.
-    _TOOL_IDS = (4, 3)
+    # coverage.py takes id 1 (sys.monitoring.COVERAGE_ID); debuggers 0, profilers 2,
+    # optimizers 5: tia takes the two left.
+    _TOOL_IDS = (3, 4)
 
     def __init__(self, root: Path, import_contexts: tuple[str, ...]) -> None:
         super().__init__(root, import_contexts)
@@ -379,33 +380,56 @@ class MonitoringRecorder(Recorder):
         # id(code) -> the code object (held, so that its id is never reused) and its file's
         # canonical path if it is one of the repository's files, else None.
         self._wanted: dict[int, tuple[CodeType, str | None]] = {}
-        self._tool: int | None = None
+        # The repository's code objects whose event fired since the last switch (and is
+        # disabled now): the switch re-arms these, and only these.
+        self._hit: list[CodeType] = []
+        self._tools: tuple[int, int] | None = None
+        self._events = 0  # PY_START | PY_RESUME, once started (sys.monitoring is 3.12+)
 
     def _start_engine(self) -> None:
+        """Two tools: *discover*, on every code object, fires once per code object in the
+        process (never re-armed) and arms *record*'s local events on each of the
+        repository's; *record* fires once per code object and context.
+
+        With one tool re-armed by `sys.monitoring.restart_events` at every switch, every
+        code object that ran in a test (pytest's, pluggy's, the standard library's: seven
+        in eight on click's suite) called back again in the next one: 260,000 callbacks and
+        as many re-instrumented code objects for click's 650 tests, half of what mapping
+        cost over a plain run."""
         monitoring = sys.monitoring  # type: ignore[attr-defined]
         free = [i for i in self._TOOL_IDS if monitoring.get_tool(i) is None]
-        if not free:
+        if len(free) < len(self._TOOL_IDS):
             from tia.errors import TiaError
 
             raise TiaError(
-                "every sys.monitoring tool id tia can use is taken",
+                f"sys.monitoring tool ids {self._TOOL_IDS[0]} and {self._TOOL_IDS[1]}, which "
+                "tia's monitoring engine uses, are not both free",
                 hint="use the coverage engine: --engine coverage",
             )
-        self._tool = free[0]
-        monitoring.use_tool_id(self._tool, "tia")
+        discover, record = self._tools = self._TOOL_IDS
         events = monitoring.events
-        monitoring.register_callback(self._tool, events.PY_START, self._on_code)
-        monitoring.register_callback(self._tool, events.PY_RESUME, self._on_code)
-        monitoring.set_events(self._tool, events.PY_START | events.PY_RESUME)
+        self._events = events.PY_START | events.PY_RESUME
+        for tool, callback in ((discover, self._on_new_code), (record, self._on_code)):
+            monitoring.use_tool_id(tool, "tia")
+            monitoring.register_callback(tool, events.PY_START, callback)
+            monitoring.register_callback(tool, events.PY_RESUME, callback)
+        monitoring.set_events(discover, self._events)
+
+    def _on_new_code(self, code: CodeType, offset: int) -> Any:
+        key = id(code)
+        if key not in self._wanted:
+            path = self._repository_file(code.co_filename)
+            self._wanted[key] = (code, path)
+            if path is not None:
+                # This first start goes to the current context; the next switch arms the
+                # recording tool's events on the code object.
+                self._current.add(key)
+                self._hit.append(code)
+        return sys.monitoring.DISABLE  # type: ignore[attr-defined]
 
     def _on_code(self, code: CodeType, offset: int) -> Any:
-        key = id(code)
-        entry = self._wanted.get(key)
-        if entry is None:
-            entry = self._wanted[key] = (code, self._repository_file(code.co_filename))
-        if entry[1] is not None:
-            self._current.add(key)
-        # Once per code object per context: `switch` re-arms every event.
+        self._current.add(id(code))
+        self._hit.append(code)
         return sys.monitoring.DISABLE  # type: ignore[attr-defined]
 
     def _repository_file(self, filename: str) -> str | None:
@@ -422,17 +446,31 @@ class MonitoringRecorder(Recorder):
 
     def _switch_engine(self, context: str) -> None:
         self._current = self.entered.setdefault(context, set())
-        sys.monitoring.restart_events()  # type: ignore[attr-defined]
+        if self._tools is None:
+            return
+        record, events = self._tools[1], self._events
+        set_local_events = sys.monitoring.set_local_events  # type: ignore[attr-defined]
+        hit, self._hit = self._hit, []
+        for code in hit:
+            # Clearing a code object's events and setting them again re-arms the one its
+            # callback disabled (3.12 and 3.13), for this tool only.
+            set_local_events(record, code, 0)
+            set_local_events(record, code, events)
 
     def _stop_engine(self) -> None:
-        if self._tool is None:
+        if self._tools is None:
             return
         monitoring = sys.monitoring  # type: ignore[attr-defined]
-        monitoring.set_events(self._tool, 0)
-        monitoring.register_callback(self._tool, monitoring.events.PY_START, None)
-        monitoring.register_callback(self._tool, monitoring.events.PY_RESUME, None)
-        monitoring.free_tool_id(self._tool)
-        self._tool = None
+        discover, record = self._tools
+        self._tools = None
+        monitoring.set_events(discover, 0)
+        for code, path in self._wanted.values():
+            if path is not None:
+                monitoring.set_local_events(record, code, 0)
+        for tool in (discover, record):
+            monitoring.register_callback(tool, monitoring.events.PY_START, None)
+            monitoring.register_callback(tool, monitoring.events.PY_RESUME, None)
+            monitoring.free_tool_id(tool)
 
     def _engine_lines(self) -> dict[str, dict[str, set[int]]]:
         body: dict[int, set[int]] = {}
