@@ -212,6 +212,7 @@ def test_a_selection_stores_the_indexes_planning_made_and_no_others(mapped: GitP
         assert tia.store.lacking_indexes([edited]) == {edited}
         tia.index_ahead(plan, done=lambda: False)
         assert tia.store.lacking_indexes([edited, blobs["tests/conftest.py"]]) == {blobs["tests/conftest.py"]}
+        assert tia.store._cache is not None  # diskcache is open for storing the run, before pytest ends
     tia.store.close()
 
 

@@ -507,6 +507,7 @@ class Project:
         if plan.mode == "all":
             wanted = {sha: path for path, sha in sorted(plan.listing.items()) if path.endswith(".py")}
         try:
+            self.store.ready_to_write()  # for this, and for storing the run when pytest ends
             missing = self.store.lacking_indexes(wanted.keys() | self._new_indexes.keys())
         except StoreError:
             return  # the map is read again, and moved aside if need be, when the run is stored

@@ -413,6 +413,12 @@ class Store:
             raise StoreError("the store is not open")
         return self._open_cache() if self._cache is None else self._cache
 
+    def ready_to_write(self) -> None:
+        """Open diskcache's Cache now rather than with the first write: for a caller with
+        time to spare, as tia has while pytest runs."""
+        if self._opened and self._cache is None:
+            self._open_cache()
+
     def _open_cache(self) -> diskcache.Cache:
         import diskcache
 
