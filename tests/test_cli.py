@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from tests.conftest import GitProject
-from tia.cli import COMMANDS
+from tia.cli import COMMANDS, _parser
 
 pytestmark = pytest.mark.slow
 
@@ -81,6 +81,25 @@ def test_every_command_has_help_with_an_example(mapped: GitProject, command: str
     result = mapped.tia(command, "--help")
     assert result.rc == 0
     assert f"example: {COMMANDS[command][1]}" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--since", "main", "-n", "2", "--engine", "coverage", "--dry-run", "--shard", "1/2", "--"],
+        ["run", "--since-upstream", "--all", "--json-report", "r.json", "--cache-dir", "d"],
+        ["select", "--json", "--since", "HEAD~1"],
+        ["map", "-n", "auto", "--", "-q", "-k", "x"],
+        ["explain", "pkg/core.py:3"],
+        ["status"],
+        ["graph", "--format", "graphml", "-o", "g.xml"],
+        ["install-hook", "--force"],
+        ["cache", "export", "map.json.gz"],
+    ],
+)
+def test_the_parser_of_one_command_reads_its_arguments_as_the_whole_parser_does(argv: list[str]) -> None:
+    # `tia.cli.main` builds the parser of the command being run only.
+    assert vars(_parser(argv[0]).parse_args(argv)) == vars(_parser().parse_args(argv))
 
 
 def test_version_answers_without_a_repository(tmp_path) -> None:
