@@ -340,10 +340,10 @@ class Store:
         return self
 
     def _open_checked(self) -> None:
-        """Check the map and read its meta record through a read-only connection; diskcache
-        opens it only if it is new or lacks tia's index, else with the first write: its
-        Cache costs 20 ms to import and open, and a run that finds nothing to do writes
-        nothing."""
+        """Check the map and read its meta record through a connection of the store's own,
+        which only reads (`_connect`); diskcache opens the map now only if it is new or
+        lacks tia's index, else with the first write: its Cache costs 20 ms to import and
+        open, and a run that finds nothing to do writes nothing."""
         db = self.directory / "cache.db"
         indexed = False
         if db.exists():
