@@ -190,13 +190,17 @@ def _project(args: argparse.Namespace, plans: bool = False) -> Project:
     from tia.config import load_config
     from tia.project import Project
 
-    config = load_config(
-        git.root,
-        cwd,
-        cache_dir=args.cache_dir,
-        workers=getattr(args, "workers", None),
-        engine=getattr(args, "engine", None),
-    )
+    try:
+        config = load_config(
+            git.root,
+            cwd,
+            cache_dir=args.cache_dir,
+            workers=getattr(args, "workers", None),
+            engine=getattr(args, "engine", None),
+        )
+    except BaseException:
+        git.discard_listing()  # a configuration error ends the command: git need not run on
+        raise
     return Project(config, _warn, git)
 
 
