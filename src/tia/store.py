@@ -501,7 +501,7 @@ class Store:
         }
 
     def _query(self, query: str, params: list[str]) -> list[tuple[Any, ...]]:
-        """Rows of a query on cache.db, through a read-only connection of this store's own
+        """Rows of a query on cache.db, through the store's own connection, which only reads
         (it sees what is committed): opened once, since each open costs milliseconds."""
         if not self._opened:
             raise StoreError("the store is not open")
