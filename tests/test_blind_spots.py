@@ -69,6 +69,73 @@ PROJECT = {
             return json.loads((Path(__file__).parent / "config.json").read_text())["limit"]
         """,
     "app/config.json": '{"limit": 3}\n',
+    "app/rates.py": """
+        RATE = 2
+
+
+        class Base:
+            KIND = "Base"
+
+            @property
+            def label(self):
+                return self.KIND.lower()
+
+
+        def scale(x, by=2):
+            return x * by
+        """,
+    "app/derived.py": """
+        from app.rates import RATE, Base
+
+        DOUBLE = RATE * 2
+
+
+        class Special(Base):
+            pass
+
+
+        SPECIAL_KIND = Special.KIND
+
+
+        def double():
+            return DOUBLE
+
+
+        def special_kind():
+            return SPECIAL_KIND
+        """,
+    "app/dynamic.py": """
+        from app import rates
+
+
+        def lookup(name):
+            return getattr(rates, name)
+        """,
+    "app/knobs.py": """
+        LEVEL = 1
+        """,
+    "app/escape.py": """
+        import json
+
+        from app import knobs
+
+
+        def dump():
+            return json.dumps(knobs, default=lambda mod: {k: v for k, v in vars(mod).items() if k.isupper()})
+        """,
+    "app/plugins.py": """
+        REGISTRY = {}
+
+
+        class Plugin:
+            def __init_subclass__(cls, **kwargs):
+                super().__init_subclass__(**kwargs)
+                REGISTRY[cls.NAME] = cls
+
+
+        class Alpha(Plugin):
+            NAME = "alpha"
+        """,
     "app/notes.txt": "nobody reads this file\n",
     "app/workers.py": """
         import multiprocessing
@@ -177,6 +244,43 @@ PROJECT = {
 
         def test_sides():
             assert Square.SIDES == 4
+        """,
+    "tests/test_names.py": """
+        import json
+
+        from app import derived, dynamic, escape, plugins, rates
+
+
+        def test_double():
+            assert derived.double() == 4
+
+
+        def test_special_kind():
+            assert derived.special_kind() == "Base"
+
+
+        def test_label():
+            assert derived.Special().label == "base"
+
+
+        def test_scale():
+            assert rates.scale(3) == 6
+
+
+        def test_lookup():
+            assert dynamic.lookup("RA" + "TE") == 2
+
+
+        def test_escape():
+            assert json.loads(escape.dump()) == {"LEV" + "EL": 1}
+
+
+        def test_plugins():
+            assert set(plugins.REGISTRY) == {"alp" + "ha"}
+
+
+        def test_unrelated():
+            assert rates.Base.__name__ == "Base"
         """,
     "tests/test_collect.py": """
         import pytest
@@ -292,6 +396,12 @@ CASES: dict[str, dict[str, tuple[str | None, str | None]]] = {
     "thread": {"app/workers.py": ("return x * 2", "return x * 5")},
     "subprocess": {"app/workers.py": ("return x * 3", "return x * 5")},
     "multiprocessing, forked and spawned": {"app/workers.py": ("return x * x", "return x * x + 1")},
+    "constant read at import time by another module": {"app/rates.py": ("RATE = 2", "RATE = 3")},
+    "class attribute read through a subclass elsewhere": {"app/rates.py": ('KIND = "Base"', 'KIND = "Kind"')},
+    "property decorator": {"app/rates.py": ("    @property\n", "")},
+    "default argument of an undecorated function": {"app/rates.py": ("by=2", "by=3")},
+    "constant handed to other code with its module": {"app/knobs.py": ("LEVEL = 1", "LEVEL = 2")},
+    "class attribute a class-creation hook reads": {"app/plugins.py": ('NAME = "alpha"', 'NAME = "beta"')},
     "deleted module": {"app/settings.py": (None, None)},
     "renamed module": {"app/workers.py -> app/jobs.py": (None, None)},
     "new test": {
@@ -300,11 +410,16 @@ CASES: dict[str, dict[str, tuple[str | None, str | None]]] = {
     "moved test file": {"tests/test_io.py -> tests/test_moved_io.py": ("== 3", "== 4")},
 }
 # Edits that change no test's outcome, and what tia must run for them.
-HARMLESS = {
+HARMLESS: dict[str, tuple[dict[str, tuple[str | None, str | None]], str | set[str]]] = {
     "a file nobody reads": ({"app/notes.txt": ("nobody", "no one")}, "none"),
     "a new unused function": (
         {"app/shapes.py": ("class Square", "def unused():\n    return 1\n\n\nclass Square")},
         "none",
+    ),
+    # Only the tests that run `getattr(rates, name)` and `vars(module)`: they may read any name.
+    "a new constant nobody reads": (
+        {"app/rates.py": ("RATE = 2", "RATE = 2\nUNUSED = 5")},
+        {"tests/test_names.py::test_lookup", "tests/test_names.py::test_escape"},
     ),
     "a run-everything file": (
         {"pyproject.toml": ('testpaths = ["tests"]', 'testpaths = ["tests"]\nxfail_strict = true')},
@@ -366,7 +481,7 @@ def blind(mapped_blind: tuple[GitProject, Path, set[str]]) -> Iterator[GitProjec
 def test_the_project_passes_before_any_edit(mapped_blind: tuple[GitProject, Path, set[str]]) -> None:
     project, _, ran = mapped_blind
     assert pytest_truth(project) == set()
-    assert len(ran) == 22
+    assert len(ran) == 30
 
 
 @pytest.mark.parametrize(
@@ -404,6 +519,8 @@ def test_an_edit_that_changes_no_outcome_runs_what_it_should(
     if expected == "none":
         assert result.ran() == set(), result
         assert "no tests affected" in result.stderr
+    elif isinstance(expected, set):
+        assert result.ran() == expected, result
     else:
         everything = mapped_blind[2]
         assert result.ran() == everything

@@ -72,7 +72,8 @@ def run_report(project: GitProject, *args: str) -> dict[str, Any]:
 
 @pytest.mark.slow
 def test_the_union_of_shards_is_the_unsharded_selection(mapped: GitProject, tmp_path: Path) -> None:
-    mapped.write("pkg/core.py", mapped.read("pkg/core.py") + "\nEXTRA = 1\n")  # a module-level change
+    # A module-level change that may do more than bind a name: every importer's tests.
+    mapped.write("pkg/core.py", mapped.read("pkg/core.py") + "\nprint(LIMIT)\n")
     mapped.write("tests/test_new.py", "def test_one():\n    pass\n\n\ndef test_two():\n    pass\n")
     # Each CI job works on its own copy of the same checkout and map.
     copies = []

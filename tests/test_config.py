@@ -56,6 +56,7 @@ def assert_defaults(config: Config, root: Path) -> None:
     # The fastest exact engine: sys.monitoring where Python has it (tests/test_engines.py).
     assert config.engine == ("monitoring" if sys.version_info >= (3, 12) else "coverage")
     assert config.workers == "decide"
+    assert config.narrow_module_changes is True
     assert config.source is None
 
 
@@ -128,6 +129,11 @@ def test_by_default_nothing_is_ignored(root: Path) -> None:
     config = load(root)
     assert config.ignored("README.md") is False
     assert config.ignored("docs/index.rst") is False
+
+
+def test_narrow_module_changes_can_be_turned_off(root: Path) -> None:
+    tia_table(root, "narrow_module_changes = false\n")
+    assert load(root).narrow_module_changes is False
 
 
 def test_engine_coverage_is_accepted(root: Path) -> None:
@@ -305,6 +311,8 @@ def test_the_unknown_key_error_lists_the_known_keys(root: Path) -> None:
         ("workers = -1", "workers"),
         ("workers = [2]", "workers"),
         ("engine = 1", "engine"),
+        ("narrow_module_changes = 'no'", "narrow_module_changes"),
+        ("narrow_module_changes = 0", "narrow_module_changes"),
     ],
 )
 def test_a_value_of_the_wrong_type_is_a_usage_error(root: Path, body: str, key: str) -> None:

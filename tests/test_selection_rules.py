@@ -71,8 +71,49 @@ def test_a_changed_docstring_counts_as_a_change(mapped: GitProject) -> None:
     assert set(mapped.select()) == {"tests/test_core.py::test_add"}
 
 
-def test_a_module_constant_selects_every_test_that_depends_on_the_module(mapped: GitProject) -> None:
+def test_a_module_constant_selects_the_tests_that_read_it(mapped: GitProject) -> None:
+    # Rebinding a name can only change code that reads it: test_limit reads LIMIT, the
+    # other tests of test_core.py run code of core.py that does not.
     mapped.replace("pkg/core.py", "LIMIT = 10", "LIMIT = 11")
+    assert mapped.select() == {
+        "tests/test_core.py::test_limit": [
+            {
+                "rule": "changed",
+                "file": "pkg/core.py",
+                "scope": "<module>",
+                "detail": "LIMIT read in tests/test_core.py::test_limit",
+            }
+        ]
+    }
+    result = mapped.run()
+    assert result.ran() == {"tests/test_core.py::test_limit"}, result
+    assert result.failed() == {"tests/test_core.py::test_limit"}, result
+
+
+def test_without_narrowing_a_module_constant_selects_every_test_that_depends_on_the_module(
+    mapped: GitProject,
+) -> None:
+    mapped.replace(
+        "pyproject.toml",
+        "[tool.pytest.ini_options]",
+        "[tool.tia]\nnarrow_module_changes = false\n\n[tool.pytest.ini_options]",
+    )
+    mapped.commit("configuration")
+    assert mapped.run("--all").rc == 0
+    mapped.replace("pkg/core.py", "LIMIT = 10", "LIMIT = 11")
+    assert set(mapped.select()) == {
+        "tests/test_core.py::test_add",
+        "tests/test_core.py::test_mul",
+        "tests/test_core.py::test_box",
+        "tests/test_core.py::test_limit",
+    }
+
+
+def test_a_module_level_change_that_may_do_more_selects_every_test_that_depends_on_the_module(
+    mapped: GitProject,
+) -> None:
+    # A call of anything but a known side-effect-free builtin may do more than bind LIMIT.
+    mapped.replace("pkg/core.py", "LIMIT = 10", "LIMIT = len('0123456789')")
     selected = mapped.select()
     assert set(selected) == {
         "tests/test_core.py::test_add",

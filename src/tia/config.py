@@ -69,10 +69,22 @@ class Config(Value):
         engine: the recording engine, ``coverage`` or ``monitoring`` (Python 3.12+, the default there).
         workers: ``"decide"`` (tia decides from recorded durations, the default),
             ``"auto"`` (pytest-xdist's one worker per CPU), or a count (0: no xdist).
+        narrow_module_changes: follow a module-level change that only rebinds names to
+            the code that reads them (`tia.names`); false: every importer's tests.
         source: where the ``[tool.tia]`` settings came from, if anywhere.
     """
 
-    __slots__ = ("cache_dir", "engine", "ignore", "root", "run_all", "since", "source", "workers")
+    __slots__ = (
+        "cache_dir",
+        "engine",
+        "ignore",
+        "narrow_module_changes",
+        "root",
+        "run_all",
+        "since",
+        "source",
+        "workers",
+    )
 
     def __init__(
         self,
@@ -83,6 +95,7 @@ class Config(Value):
         ignore: tuple[str, ...] = (),
         engine: str | None = None,
         workers: str | int = "decide",
+        narrow_module_changes: bool = True,
         source: Path | None = None,
     ) -> None:
         self.root = root
@@ -92,6 +105,7 @@ class Config(Value):
         self.ignore = ignore
         self.engine = default_engine() if engine is None else engine
         self.workers = workers
+        self.narrow_module_changes = narrow_module_changes
         self.source = source
 
     def runs_all(self, path: str) -> bool:
@@ -215,7 +229,16 @@ def load_config(
     source, table = _find_settings(cwd, root)
     config = Config(root=root, cache_dir=pytest_root(cwd, root) / ".tia", source=source)
 
-    allowed = {"since", "run_all", "extend_run_all", "ignore", "engine", "workers", "cache_dir"}
+    allowed = {
+        "since",
+        "run_all",
+        "extend_run_all",
+        "ignore",
+        "engine",
+        "workers",
+        "cache_dir",
+        "narrow_module_changes",
+    }
     unknown = sorted(set(table) - allowed)
     if unknown:
         raise UsageError(
@@ -237,6 +260,10 @@ def load_config(
         config.engine = table["engine"]
     if "workers" in table:
         config.workers = parse_workers(table["workers"], where)
+    if "narrow_module_changes" in table:
+        if not isinstance(table["narrow_module_changes"], bool):
+            raise UsageError(f"{where}: [tool.tia] narrow_module_changes must be true or false")
+        config.narrow_module_changes = table["narrow_module_changes"]
     if "cache_dir" in table:
         if not isinstance(table["cache_dir"], str):
             raise UsageError(f"{where}: [tool.tia] cache_dir must be a string")

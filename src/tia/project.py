@@ -46,7 +46,8 @@ from tia.values import FrozenValue, Value
 from tia.worktree import WorkTree, snapshot_id
 
 if TYPE_CHECKING:  # tia.scopes loads when a file changed or a run is stored, not to find nothing to do
-    from tia.scopes import FileIndex
+    from tia.names import Narrowing, Readers
+    from tia.scopes import FileDiff, FileIndex
 
 
 class Plan(Value):
@@ -403,6 +404,7 @@ class Project:
             env_difference=self._env_difference(env),
             runs_all=self.config.runs_all,
             ignored=self.config.ignored,
+            **({"narrow": _narrower(listing, worktree)} if self.config.narrow_module_changes else {}),
         )
         for nodeid in stale:
             selection.add(nodeid, Reason("changed", detail="the snapshot of its last run is gone"))
@@ -753,6 +755,21 @@ def _skippable_files(test_files: dict[str, str], selection: Selection, touched: 
     files = set(test_files.values())
     needed = {test_files[n] for n in selection.reasons}
     return files - needed - touched
+
+
+def _narrower(listing: dict[str, str], worktree: WorkTree) -> Callable[[str, FileDiff], Narrowing | None]:
+    """`select`'s `narrow`: the readers, in the work tree, of what a change rebinds."""
+    readers: Readers | None = None
+
+    def narrow(path: str, d: FileDiff) -> Narrowing | None:
+        nonlocal readers
+        if readers is None:
+            from tia.names import Readers
+
+            readers = Readers(listing, worktree.read)
+        return readers.narrow(path, d.names or frozenset(), d.defs)
+
+    return narrow
 
 
 def _may_add_tests(touched: set[str], test_files: set[str], dep_paths: Collection[str]) -> bool:

@@ -56,6 +56,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from tia.bindings import UNITS_VERSION, Unit, changed_names, units_of
 from tia.values import FrozenValue
 
 # Names that mean something to Python or pytest just by being defined, so that a
@@ -95,9 +96,21 @@ class FileIndex(FrozenValue):
         imports: static imports, as produced by `tia.imports.extract_imports`.
         dynamic_imports: the file imports something tia cannot resolve statically.
         error: why the file could not be parsed, or ``None``.
+        units: the module-level statements, a class's members one by one (see
+            `Unit`), in order; ``None`` in an index written before tia kept them.
     """
 
-    __slots__ = ("bound", "dynamic_imports", "error", "free_defs", "imports", "module", "scopes", "spans")
+    __slots__ = (
+        "bound",
+        "dynamic_imports",
+        "error",
+        "free_defs",
+        "imports",
+        "module",
+        "scopes",
+        "spans",
+        "units",
+    )
 
     def __init__(
         self,
@@ -109,6 +122,7 @@ class FileIndex(FrozenValue):
         imports: list[list[Any]] | None = None,
         dynamic_imports: bool = False,
         error: str | None = None,
+        units: list[Unit] | None = None,
     ) -> None:
         self.module = module
         self.scopes = {} if scopes is None else scopes
@@ -118,6 +132,7 @@ class FileIndex(FrozenValue):
         self.imports = [] if imports is None else imports
         self.dynamic_imports = dynamic_imports
         self.error = error
+        self.units = units
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -129,6 +144,7 @@ class FileIndex(FrozenValue):
             "imports": self.imports,
             "dynamic_imports": self.dynamic_imports,
             "error": self.error,
+            "units": None if self.units is None else [UNITS_VERSION, [u.to_json() for u in self.units]],
         }
 
     @classmethod
@@ -167,6 +183,13 @@ class FileIndex(FrozenValue):
             ):
                 raise ValueError("malformed file index: spans")
             checked_spans.append((span[0], span[1], span[2]))
+        units = data.get("units")
+        if units is not None:
+            if not (isinstance(units, list) and len(units) == 2 and isinstance(units[1], list)):
+                raise ValueError("malformed file index: units")
+            # Units judged by other rules of purity are as good as none: the diff then
+            # counts the whole module as changed.
+            units = [Unit.from_json(u) for u in units[1]] if units[0] == UNITS_VERSION else None
         return cls(
             module=module,
             scopes=scopes,
@@ -176,6 +199,7 @@ class FileIndex(FrozenValue):
             imports=imports,
             dynamic_imports=dynamic,
             error=error,
+            units=units,
         )
 
     def line_scopes(self) -> list[str | None]:
@@ -208,7 +232,7 @@ def _stubbed(nodes: list[ast.stmt]) -> Iterator[list[ast.stmt]]:
     try:
         while stack:
             node = stack.pop()
-            if isinstance(node, _FUNCTION_NODES) and not _is_cached(node):
+            if isinstance(node, _FUNCTION_NODES) and not is_cached(node):
                 saved.append((node, node.body))
                 node.body = [ast.Pass()]
             else:
@@ -230,7 +254,7 @@ def _inner_statements(stmt: ast.stmt) -> Iterator[ast.stmt]:
             yield from child.body
 
 
-def _is_cached(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+def is_cached(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     """Whether a caching decorator (`_CACHING`) wraps the function."""
     for deco in node.decorator_list:
         target = deco.func if isinstance(deco, ast.Call) else deco
@@ -251,7 +275,7 @@ def _first_line(stmt: ast.stmt) -> int:
     return min([stmt.lineno, *(d.lineno for d in decorators)])
 
 
-class _ScopeCollector:
+class ScopeCollector:
     """Walks a module's statements (`_inner_statements`, in the order of appearance
     `_unique` numbers names by), naming every function body and fingerprinting it.
     A lambda is no scope."""
@@ -260,6 +284,7 @@ class _ScopeCollector:
         self.prefix: list[str] = []
         self.scopes: dict[str, str] = {}
         self.spans: list[tuple[str, int, int]] = []
+        self.nodes: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}
 
     def _unique(self, qualname: str) -> str:
         if qualname not in self.scopes:
@@ -283,6 +308,7 @@ class _ScopeCollector:
     def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         name = self._unique(".".join([*self.prefix, node.name]))
         self.scopes[name] = fingerprint(_stubbed_dump(node.body))
+        self.nodes[name] = node
         self.spans.append((name, _first_line(node.body[0]), node.end_lineno or node.body[-1].lineno))
         self.prefix.extend([node.name, "<locals>"])
         self.statements(node.body)
@@ -371,7 +397,7 @@ def index_source(source: str | bytes, filename: str = "<unknown>") -> FileIndex:
         # raw text makes any edit to a broken file count as a module change.
         raw = source if isinstance(source, str) else source.decode("utf-8", "replace")
         return FileIndex(module="error:" + fingerprint(raw), error=f"{type(exc).__name__}: {exc}")
-    collector = _ScopeCollector()
+    collector = ScopeCollector()
     collector.statements(tree.body)
     rest, free = _split_free_defs(tree)
     # One walk of the whole tree serves both.
@@ -385,6 +411,7 @@ def index_source(source: str | bytes, filename: str = "<unknown>") -> FileIndex:
         bound=frozenset(_bound_names(rest) | _read_anywhere(nodes)),
         imports=imports,
         dynamic_imports=dynamic,
+        units=units_of(tree, lambda stmt: fingerprint(_stubbed_dump([stmt]))),
     )
 
 
@@ -393,15 +420,27 @@ class FileDiff(FrozenValue):
 
     ``module_changed`` is true when import-time code differs (or the file was
     added, deleted, or does not parse); ``scopes`` lists the function scopes
-    of the old version whose body changed or disappeared.
+    of the old version whose body changed or disappeared.  ``names``, for a
+    module change that only rebinds names (`tia.bindings.changed_names`): those
+    names, and in ``defs`` the scopes of the defs whose ``def`` line changed;
+    ``None`` for any other module change.
     """
 
-    __slots__ = ("detail", "module_changed", "scopes")
+    __slots__ = ("defs", "detail", "module_changed", "names", "scopes")
 
-    def __init__(self, module_changed: bool, scopes: frozenset[str] = frozenset(), detail: str = "") -> None:
+    def __init__(
+        self,
+        module_changed: bool,
+        scopes: frozenset[str] = frozenset(),
+        detail: str = "",
+        names: frozenset[str] | None = None,
+        defs: frozenset[str] = frozenset(),
+    ) -> None:
         self.module_changed = module_changed
         self.scopes = scopes
         self.detail = detail
+        self.names = names
+        self.defs = defs
 
     @property
     def changed(self) -> bool:
@@ -423,13 +462,27 @@ def diff_indexes(old: FileIndex, new: FileIndex) -> FileDiff:
         return FileDiff(module_changed=True, detail=new.error or "the old version did not parse")
     scopes = frozenset(name for name, fp in old.scopes.items() if new.scopes.get(name) != fp)
     if old.module != new.module:
-        return FileDiff(module_changed=True, scopes=scopes, detail="module scope changed")
+        return _module_change(old, new, scopes, "module scope changed")
     for name, fp in old.free_defs.items():
         if new.free_defs.get(name) != fp:
-            return FileDiff(module_changed=True, scopes=scopes, detail=f"definition of {name} changed")
+            return _module_change(old, new, scopes, f"definition of {name} changed")
     for name in new.free_defs.keys() - old.free_defs.keys():
         # A name the old version bound or read (a builtin such as `len` included) may be
         # called by existing code: defining it changes what that code does.
         if name in old.bound or name in _BUILTINS:
-            return FileDiff(module_changed=True, scopes=scopes, detail=f"{name} redefined")
+            return _module_change(old, new, scopes, f"{name} redefined")
     return FileDiff(module_changed=False, scopes=scopes)
+
+
+def _module_change(old: FileIndex, new: FileIndex, scopes: frozenset[str], detail: str) -> FileDiff:
+    rebound = None if old.units is None or new.units is None else changed_names(old.units, new.units)
+    if rebound is None:
+        return FileDiff(module_changed=True, scopes=scopes, detail=detail)
+    names, defs = rebound
+    return FileDiff(
+        module_changed=True,
+        scopes=scopes,
+        detail=f"{detail}: rebinds {', '.join(sorted(names))}",
+        names=names,
+        defs=defs,
+    )

@@ -35,6 +35,7 @@ from tia.records import TEXT, Deps, RunFacts
 from tia.values import FrozenValue, Value
 
 if TYPE_CHECKING:  # the coordinator loads tia.scopes when a file changed: `diff` hands its FileDiffs
+    from tia.names import Narrowing
     from tia.scopes import FileDiff
 
 MODULE = "<module>"
@@ -181,10 +182,12 @@ def select(
     env_difference: Callable[[str], tuple[str, str] | None],
     runs_all: Callable[[str], bool],
     ignored: Callable[[str], bool],
+    narrow: Callable[[str, FileDiff], Narrowing | None] = lambda path, d: None,
 ) -> Selection:
     """Decide which of the known tests `tests` to run: `failed` maps those that failed
     last time to their outcome, `envs` each environment id to its tests, `test_files`
-    each test to its file."""
+    each test to its file.  `narrow` finds the readers of the names a module-level
+    change rebinds (`tia.names`), or answers None: every importer counts."""
     sel = Selection()
     for nodeid in sorted(failed):
         sel.add(nodeid, Reason("failed", detail=f"{failed[nodeid]} last time"))
@@ -195,6 +198,13 @@ def select(
             for nodeid in sorted(nodeids):
                 sel.add(nodeid, reason)
     roots_of = _RootsOf(test_files, set(current))
+    test_paths = set(test_files.values())
+    given_narrow = narrow
+
+    def narrow(path: str, d: FileDiff) -> Narrowing | None:
+        # A test module's module scope decides which tests it holds: any change to it
+        # counts for all of them.
+        return None if path in test_paths else given_narrow(path, d)
 
     # Dependencies recorded per test, against the version each test ran with: only the
     # files with a version that is not the current one have dependents to check.
@@ -206,7 +216,16 @@ def select(
         for nodeid, (sha, scopes) in dependents(path).items():
             if sha != now and nodeid in tests:
                 d = diff(path, sha, now)
-                _check_dep(sel, nodeid=nodeid, rule="changed", path=path, scopes=scopes, d=d, facts=facts)
+                _check_dep(
+                    sel,
+                    nodeid=nodeid,
+                    rule="changed",
+                    path=path,
+                    scopes=scopes,
+                    d=d,
+                    facts=facts,
+                    narrow=narrow,
+                )
 
     for source in sources:
         for path in sorted(p for p in changed_paths(source.old, current) if not ignored(p)):
@@ -216,7 +235,14 @@ def select(
                 for nodeid, (_, scopes) in dependents(path).items():
                     if nodeid in source.tests:
                         _check_dep(
-                            sel, nodeid=nodeid, rule="since", path=path, scopes=scopes, d=d, facts=facts
+                            sel,
+                            nodeid=nodeid,
+                            rule="since",
+                            path=path,
+                            scopes=scopes,
+                            d=d,
+                            facts=facts,
+                            narrow=narrow,
                         )
             if not d.changed:
                 continue
@@ -231,8 +257,22 @@ def select(
                 graph=graph,
                 rootdir=rootdir,
                 runs_all=runs_all,
+                dependents=dependents,
+                narrow=narrow,
             )
     return sel
+
+
+def _narrowing(
+    d: FileDiff, path: str, facts: RunFacts, narrow: Callable[[str, FileDiff], Narrowing | None]
+) -> Narrowing | None:
+    """The readers of what a module-level change rebinds, when the change only rebinds
+    names; None when every importer counts."""
+    if not d.module_changed or d.names is None or posixpath.basename(path) == "conftest.py":
+        return None
+    if d.scopes & facts.import_time.get(path, frozenset()):
+        return None  # a function that ran at import time changed too: its effect has no name
+    return narrow(path, d)
 
 
 def _check_dep(
@@ -244,13 +284,22 @@ def _check_dep(
     scopes: frozenset[str],
     d: FileDiff,
     facts: RunFacts,
+    narrow: Callable[[str, FileDiff], Narrowing | None],
 ) -> None:
     if TEXT in scopes:  # called only for a file whose content differs
         sel.add(nodeid, Reason(rule, path, detail="read as text"))
         return
     if d.module_changed:
-        sel.add(nodeid, Reason(rule, path, MODULE, d.detail))
-        return
+        narrowed = _narrowing(d, path, facts, narrow)
+        if narrowed is None:
+            sel.add(nodeid, Reason(rule, path, MODULE, d.detail))
+            return
+        # Readers in other files are the structural rule's: it runs for this change too.
+        own = narrowed.readers.get(path, {})
+        read = sorted(scopes & own.keys())
+        if read:
+            sel.add(nodeid, Reason(rule, path, MODULE, _reads(own[read[0]], path, read[0])))
+            return
     hit = scopes & d.scopes
     if hit:
         sel.add(nodeid, Reason(rule, path, sorted(hit)[0]))
@@ -272,6 +321,8 @@ def _structural(
     graph: Importers,
     rootdir: str,
     runs_all: Callable[[str], bool],
+    dependents: Callable[[str], Deps],
+    narrow: Callable[[str, FileDiff], Narrowing | None],
 ) -> None:
     """Rules that follow from a changed file itself rather than from one test's record."""
     tests = source.tests
@@ -291,24 +342,136 @@ def _structural(
     if posixpath.basename(path) == "conftest.py":
         hooks = {s for s in d.scopes if s.startswith("pytest_") and "." not in s}
         if module_level or hooks:
-            directory = posixpath.dirname(path)
             scope = MODULE if module_level else sorted(hooks)[0]
-            rule = "all" if directory == rootdir or not directory else source.rule
-            for nodeid in tests:
-                if _under(directory, files_of[nodeid]):
-                    sel.add(nodeid, Reason(rule, path, scope, "conftest.py governs these tests"))
-            return
+            _governed(sel, source, path, path, scope, "conftest.py governs these tests", files_of, rootdir)
+        return
     if not module_level:
         return
-    importers = graph.importers(path)
+    narrowed = _narrowing(d, path, facts, narrow)
+    if narrowed is not None:
+        _readers(
+            sel,
+            source=source,
+            path=path,
+            narrowed=narrowed,
+            facts=facts,
+            files_of=files_of,
+            roots_of=roots_of,
+            graph=graph,
+            rootdir=rootdir,
+            dependents=dependents,
+        )
+        return
     scope = MODULE if d.module_changed else sorted(import_time)[0]
+    _imported(sel, source, path, path, scope, d.detail, files_of, roots_of, graph)
+
+
+def _governed(
+    sel: Selection,
+    source: ChangeSource,
+    path: str,
+    conftest: str,
+    scope: str,
+    detail: str,
+    files_of: Mapping[str, str],
+    rootdir: str,
+) -> None:
+    """Select the tests a conftest.py governs, for a change to `path`."""
+    directory = posixpath.dirname(conftest)
+    rule = "all" if directory == rootdir or not directory else source.rule
+    for nodeid in source.tests:
+        if _under(directory, files_of[nodeid]):
+            sel.add(nodeid, Reason(rule, path, scope, detail))
+
+
+def _imported(
+    sel: Selection,
+    source: ChangeSource,
+    path: str,
+    target: str,
+    scope: str,
+    detail: str,
+    files_of: Mapping[str, str],
+    roots_of: _RootsOf,
+    graph: Importers,
+    reached: bool = False,
+) -> None:
+    """Select, for a change to `path`, the tests whose files, conftests or packages
+    import `target`: `path` itself, or (`reached`) a file whose import-time code the
+    change reaches, as `detail` says."""
+    importers = graph.importers(target)
     via = {f for f, roots in roots_of.all.items() if roots & importers}
-    for nodeid in tests:
+    for nodeid in source.tests:
         test_path = files_of[nodeid]
         if test_path in via:
             link = sorted(roots_of.all[test_path] & importers)[0]
-            detail = "" if link == path else f"imported through {link}"
-            sel.add(nodeid, Reason(source.rule, path, scope, detail or d.detail))
+            through = "" if link == path else f"imported through {link}"
+            if reached:  # say which file's import-time code the change reaches first
+                through = f"{detail}, {through}" if through else detail
+            sel.add(nodeid, Reason(source.rule, path, scope, through or detail))
+
+
+def _reads(name: str, file: str, scope: str) -> str:
+    what = "reads names dynamically" if name == "*" else f"{name} read"
+    return f"{what} in {file}::{scope}"
+
+
+def _readers(
+    sel: Selection,
+    *,
+    source: ChangeSource,
+    path: str,
+    narrowed: Narrowing,
+    facts: RunFacts,
+    files_of: Mapping[str, str],
+    roots_of: _RootsOf,
+    graph: Importers,
+    rootdir: str,
+    dependents: Callable[[str], Deps],
+) -> None:
+    """Select, for a change that only rebinds names, the tests that ran code reading
+    them (see `Narrowing`); and for each file whose import-time code uses them, its
+    importers."""
+    fallback = dict(narrowed.fallback)
+    every = [(f, s) for f, s in narrowed.readers.items()] + list(narrowed.attribute_readers.items())
+    for file, scopes in sorted(every):
+        ran = scopes.keys()
+        outside = sorted(ran & facts.session.get(file, ("", frozenset()))[1])
+        if outside:
+            detail = _reads(scopes[outside[0]], file, outside[0]) + ", which ran outside any test"
+            for nodeid in source.tests:
+                sel.add(nodeid, Reason("all", path, MODULE, detail))
+            return
+        at_import = sorted(ran & facts.import_time.get(file, frozenset()))
+        hooks = sorted(s for s in ran if s.startswith("pytest_") and "." not in s)
+        if at_import or (hooks and posixpath.basename(file) == "conftest.py"):
+            fallback.setdefault(file, scopes[(at_import or hooks)[0]])
+    met: set[str] = set()  # tests that read a rebound name or ran code of a changed class
+    for file, scopes in sorted(narrowed.readers.items()):
+        for nodeid, (_, recorded) in dependents(file).items():
+            if nodeid in source.tests:
+                read = sorted(recorded & scopes.keys())
+                if read:
+                    met.add(nodeid)
+                    sel.add(nodeid, Reason(source.rule, path, MODULE, _reads(scopes[read[0]], file, read[0])))
+    if narrowed.attribute_readers:
+        for file, classes in narrowed.classes.items():
+            for nodeid, (_, recorded) in dependents(file).items():
+                if any("." in s and s.split(".", 1)[0] in classes for s in recorded):
+                    met.add(nodeid)
+    for file, scopes in sorted(narrowed.attribute_readers.items()):
+        for nodeid, (_, recorded) in dependents(file).items():
+            if nodeid in source.tests and nodeid in met:
+                read = sorted(recorded & scopes.keys())
+                if read:
+                    sel.add(nodeid, Reason(source.rule, path, MODULE, _reads(scopes[read[0]], file, read[0])))
+    for file, name in sorted(fallback.items()):
+        what = "names read dynamically" if name == "*" else name
+        detail = f"{what} used at import time by {file}"
+        if posixpath.basename(file) == "conftest.py":
+            _governed(sel, source, path, file, MODULE, detail, files_of, rootdir)
+        else:
+            _imported(sel, source, path, file, MODULE, detail, files_of, roots_of, graph, reached=True)
 
 
 def shard_of(nodeids: Iterable[str], durations: Mapping[str, float], index: int, count: int) -> set[str]:

@@ -1,0 +1,544 @@
+"""Who reads a name: a module-level change narrowed to the code that reads what it rebinds.
+
+When `tia.bindings` shows that a module-level change only rebinds names
+(``RATE = 3``, a class attribute, a default value, a decorator such as
+``@property``), only code that reads one of those names can behave differently.
+`Readers.narrow` finds that code in the work tree as it is now:
+
+* **readers**: every function scope, in any file, whose own code mentions a
+  rebound name: as a variable, an attribute (``self.LIMIT``), an imported name,
+  a keyword argument, or a word of a short string (``getattr(obj, "LIMIT")``,
+  ``mock.patch("shop.tax.RATE")``); every scope that reads names nobody can list
+  (``getattr`` with a computed name, ``vars()``, ``dir()``, ``__dict__``,
+  ``globals()``, ``eval``...); and the scopes of the defs whose ``def`` line
+  changed.  A test is affected when it ran one of them.
+* **the closure**: module-level code that mentions a rebound name and is pure
+  (``DOUBLE = RATE * 2``, ``from shop.tax import RATE``, ``class Special(Cart)``)
+  rebinds its own names in turn: those are rebound too, to a fixed point.
+* **fallback files**: files whose module-level code mentions a rebound name
+  and may do more than bind (``register(RATE)``, a decorator, ``if RATE:``).  For
+  them the whole-module rule applies: every test that imports them.
+
+`narrow` answers ``None``, and the whole-module rule applies to the changed
+file itself, when narrowing cannot be trusted: its own module-level code uses a
+rebound name impurely, its dotted name appears in a string or a configuration
+file (something may import it by name and read any of its attributes), or code
+hands its module object around as a value.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import re
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+
+from tia.bindings import BUILTIN_CLASSES, FUNCTION_NODES, Purity, binds, dotted, type_checking_only
+from tia.imports import ModuleResolver
+from tia.scopes import ScopeCollector, is_cached
+from tia.values import FrozenValue
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_LONGEST_STRING = 200  # longer strings are prose, not names
+# Calls that read an object's names without spelling them.
+_READS_ALL = frozenset(
+    {
+        "vars", "dir", "globals", "eval", "exec", "__import__", "import_module", "getmembers",
+        "getmembers_static", "get_type_hints", "signature", "get_annotations",
+    }
+)  # fmt: skip
+# Calls that make objects of classes named in data, not in code.
+_UNPICKLES = frozenset(
+    {
+        "pickle.load", "pickle.loads", "pickle.Unpickler", "dill.load", "dill.loads",
+        "cloudpickle.load", "cloudpickle.loads", "yaml.load", "yaml.unsafe_load",
+        "yaml.full_load", "jsonpickle.decode", "shelve.open",
+    }
+)  # fmt: skip
+_BY_NAME = frozenset({"getattr", "hasattr", "setattr", "delattr", "attrgetter", "methodcaller"})
+_READS_ALL_ATTRS = frozenset({"__dict__", "__getattribute__", "__annotations__"})
+# A file without one of these spellings has no scope that reads names dynamically.
+_DYNAMIC_HINT = re.compile(
+    rb"getattr|hasattr|setattr|delattr|vars\(|dir\(|globals|eval\(|exec\(|__import__|import_module"
+    rb"|getmembers|attrgetter|methodcaller|__dict__|__getattribute__|sys\.modules|get_type_hints"
+    rb"|signature|get_annotations|__annotations__|pickle|yaml|shelve"
+)
+# Configuration that may name a module to import (entry points, settings modules).
+CONFIG_FILES = ("pyproject.toml", "setup.cfg", "tox.ini", "pytest.ini")
+ANY = "*"  # what a scope that reads names dynamically reads
+
+
+def _is_name_string(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and isinstance(node.value, str)
+
+
+def _called(call: ast.Call) -> str:
+    """The last part of the name a call calls: ``getattr``, ``import_module``."""
+    func = call.func
+    return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+
+
+def mentions(nodes: Iterable[ast.AST]) -> tuple[set[str], bool]:
+    """The identifiers code mentions, and whether it reads names it does not spell."""
+    found: set[str] = set()
+    dynamic = False
+    for node in nodes:
+        if isinstance(node, ast.Name):
+            if not isinstance(node.ctx, ast.Store):
+                found.add(node.id)
+                # `map(getattr, ...)`, `default=vars`: handed on, they read names all the same.
+                dynamic = dynamic or node.id in _READS_ALL or node.id in _BY_NAME
+        elif isinstance(node, ast.Attribute):
+            found.add(node.attr)
+            dynamic = dynamic or node.attr in _READS_ALL_ATTRS or dotted(node) == "sys.modules"
+        elif isinstance(node, ast.alias):
+            found.update(node.name.split("."))
+        elif isinstance(node, ast.keyword):
+            if node.arg:
+                found.add(node.arg)
+        elif isinstance(node, ast.Constant):
+            if isinstance(node.value, str) and len(node.value) <= _LONGEST_STRING:
+                found.update(_IDENTIFIER.findall(node.value))
+        elif isinstance(node, ast.Call):
+            name = _called(node)
+            if name in _READS_ALL or dotted(node.func) in _UNPICKLES:
+                dynamic = True
+            elif name in _BY_NAME:
+                spelled = (
+                    node.args[1:2] if name in ("getattr", "hasattr", "setattr", "delattr") else node.args
+                )
+                dynamic = dynamic or not spelled or not all(_is_name_string(a) for a in spelled)
+    return found, dynamic
+
+
+def _runs(nodes: list[ast.AST], annotations: bool) -> Iterator[ast.AST]:
+    """The nodes of `nodes` that run where they are: not function bodies (unless
+    cached, as in `tia.scopes`), nor strings that are statements (docstrings).
+    Annotations only if `annotations`, and even then not the strings in them:
+    forward references stay strings until something asks for type hints."""
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Expr) and _is_name_string(node.value):
+            continue
+        yield node
+        if isinstance(node, FUNCTION_NODES):
+            stack.extend([*node.decorator_list, node.args])
+            if annotations and node.returns is not None:
+                stack.extend(_annotation(node.returns))
+            if is_cached(node):
+                stack.extend(node.body)
+        elif isinstance(node, ast.arguments):
+            stack.extend(d for d in [*node.defaults, *node.kw_defaults] if d is not None)
+            if annotations:
+                every = [*node.posonlyargs, *node.args, *node.kwonlyargs, node.vararg, node.kwarg]
+                for a in every:
+                    if a is not None and a.annotation is not None:
+                        stack.extend(_annotation(a.annotation))
+        elif isinstance(node, ast.AnnAssign):
+            stack.extend(n for n in (node.target, node.value) if n is not None)
+            if annotations:
+                stack.extend(_annotation(node.annotation))
+        elif isinstance(node, ast.ClassDef):
+            stack.extend([*node.decorator_list, *node.bases, *node.keywords, *node.body])
+        else:
+            stack.extend(ast.iter_child_nodes(node))
+
+
+def _annotation(node: ast.expr) -> list[ast.AST]:
+    """The names and attributes an annotation evaluates (its strings are left out)."""
+    return [n for n in ast.walk(node) if isinstance(n, (ast.Name, ast.Attribute))]
+
+
+def _is_literal(node: ast.AST | None) -> bool:
+    """A constant, or a container of constants: it reads no name, whatever its strings say."""
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return all(_is_literal(e) for e in node.elts)
+    if isinstance(node, ast.Dict):
+        return all(k is not None and _is_literal(k) for k in node.keys) and all(
+            _is_literal(v) for v in node.values
+        )
+    return False
+
+
+class _UnitReads(FrozenValue):
+    """A module-level unit (see `tia.bindings`) of the current version of a file.
+
+    ``aliases`` is set for an import: (imported name, name bound) pairs; ``scope``
+    for a def: the qualified name of its body.
+    """
+
+    __slots__ = ("aliases", "dynamic", "header", "mentions", "names", "owner", "plain", "scope")
+
+    def __init__(
+        self,
+        owner: str,
+        names: tuple[str, ...],
+        plain: bool,
+        mentions: frozenset[str],
+        dynamic: bool,
+        header: bool = False,
+        aliases: tuple[tuple[str, str], ...] | None = None,
+        scope: str = "",
+    ) -> None:
+        self.owner = owner
+        self.names = names
+        self.plain = plain
+        self.mentions = mentions
+        self.dynamic = dynamic
+        self.header = header
+        self.aliases = aliases
+        self.scope = scope
+
+
+class _FileReads:
+    """What one Python file's scopes and module-level units mention."""
+
+    def __init__(self, tree: ast.Module) -> None:
+        self.tree = tree
+        self.purity = Purity(tree)
+        postponed = self.purity.postponed
+        collector = ScopeCollector()
+        collector.statements(tree.body)
+        self.scopes: dict[str, tuple[frozenset[str], bool]] = {}
+        for name, node in collector.nodes.items():
+            found, dynamic = mentions(_runs(list(node.body), not postponed))
+            self.scopes[name] = (frozenset(found), dynamic)
+        self.units: list[_UnitReads] = []
+        for stmt in tree.body:
+            if isinstance(stmt, ast.ClassDef):
+                found, dynamic = mentions(
+                    _runs([*stmt.decorator_list, *stmt.bases, *stmt.keywords], not postponed)
+                )
+                self.units.append(_UnitReads("", (stmt.name,), False, frozenset(found), dynamic, header=True))
+                self.units.extend(self._unit(member, stmt.name) for member in stmt.body)
+            else:
+                self.units.append(self._unit(stmt, ""))
+        self.classes = self.purity.classes
+
+    def _unit(self, stmt: ast.stmt, owner: str) -> _UnitReads:
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)) and not owner:
+            # Importing again what is imported already only binds names: `from m import RATE`
+            # rebinds RATE (under its alias); `import m` rebinds nothing a change to m's names touches.
+            aliases = (
+                tuple((a.name, a.asname or a.name) for a in stmt.names)
+                if isinstance(stmt, ast.ImportFrom)
+                else ()
+            )
+            found, _ = mentions(stmt.names)
+            return _UnitReads(owner, (), True, frozenset(found), False, aliases=aliases)
+        if (isinstance(stmt, ast.Expr) and _is_name_string(stmt.value)) or type_checking_only(stmt):
+            return _UnitReads(owner, (), True, frozenset(), False)  # it does nothing
+        if isinstance(stmt, FUNCTION_NODES):
+            plain = self.purity.function(stmt)
+        else:
+            plain = isinstance(stmt, ast.Pass) or self.purity.assignment(stmt)
+        if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and _is_literal(stmt.value):
+            found, dynamic = set(), False  # `__all__ = ["Cart"]` reads nothing
+        else:
+            # A plain def's annotations are read only by code that asks for type hints
+            # (`get_type_hints`, `signature`: such code reads every name); an impure
+            # def hands the function, annotations and all, to code tia does not see.
+            annotations = not self.purity.postponed and not (isinstance(stmt, FUNCTION_NODES) and plain)
+            found, dynamic = mentions(_runs([stmt], annotations))
+        scope = ""
+        if isinstance(stmt, FUNCTION_NODES):
+            scope = f"{owner}.{stmt.name}" if owner else stmt.name
+        return _UnitReads(owner, binds(stmt), plain, frozenset(found), dynamic, scope=scope)
+
+    def plain_header(self, name: str, plain_classes: set[str]) -> bool:
+        """Whether the header of this file's class `name` only makes a class, given
+        that the classes named in `plain_classes` are made plainly wherever they are."""
+        node = self.classes.get(name)
+        if node is None or self.purity.hooks or node.keywords or node.decorator_list:
+            return False
+        if getattr(node, "type_params", None):
+            return False
+        for base in node.bases:
+            spelled = dotted(base)
+            if spelled is None:
+                return False
+            last = spelled.rsplit(".", 1)[-1]
+            if last in plain_classes or (last in self.classes and self.purity.plain_class(last)):
+                continue
+            if spelled in BUILTIN_CLASSES and spelled not in self.purity.shadowed:
+                continue
+            return False
+        return True
+
+
+def _within(scope: str, def_scope: str) -> bool:
+    """Whether `scope` is the body of the def named `def_scope` (any of its ``#n``) or
+    nested in it."""
+    return scope == def_scope or scope.startswith((def_scope + ".", def_scope + "#"))
+
+
+class Narrowing(FrozenValue):
+    """Where a module-level change that rebinds names can be seen (see the module docstring).
+
+    A test is affected when it ran a scope of `readers`; or when it ran a scope of
+    `attribute_readers`, which read only class attributes that changed (``obj.LIMIT``),
+    and also handled one of those classes: it ran one of `readers` (which include
+    every scope that names the classes) or code of one of `classes`.  Code that
+    never met the class cannot hold an instance of it, whatever it reads.
+
+    Attributes:
+        readers: file -> {scope: the rebound name it reads, or `ANY`}.
+        fallback: file -> a rebound name its module-level code uses impurely.
+        attribute_readers: file -> {scope: the class attribute it reads}.
+        classes: file -> names of its classes that changed or derive from one.
+    """
+
+    __slots__ = ("attribute_readers", "classes", "fallback", "readers")
+
+    def __init__(
+        self,
+        readers: dict[str, dict[str, str]],
+        fallback: dict[str, str],
+        attribute_readers: dict[str, dict[str, str]] | None = None,
+        classes: dict[str, set[str]] | None = None,
+    ) -> None:
+        self.readers = readers
+        self.fallback = fallback
+        self.attribute_readers = {} if attribute_readers is None else attribute_readers
+        self.classes = {} if classes is None else classes
+
+
+class Readers:
+    """Reads of names across the work tree's Python files, parsed when first needed."""
+
+    def __init__(self, paths: Iterable[str], read: Callable[[str], bytes | None]) -> None:
+        self._paths = sorted(paths)
+        self._python = [p for p in self._paths if p.endswith(".py")]
+        self._read = read
+        self._texts: dict[str, bytes] = {}
+        self._files: dict[str, _FileReads | None] = {}
+        self._results: dict[tuple[str, frozenset[str], frozenset[str]], Narrowing | None] = {}
+
+    @functools.cached_property
+    def _resolver(self) -> ModuleResolver:
+        return ModuleResolver(self._python)
+
+    def _text(self, path: str) -> bytes:
+        if path not in self._texts:
+            self._texts[path] = self._read(path) or b""
+        return self._texts[path]
+
+    def _parsed(self, path: str) -> _FileReads | None:
+        if path not in self._files:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", SyntaxWarning)
+                    tree = ast.parse(self._text(path), filename=path)
+            except (SyntaxError, ValueError):
+                self._files[path] = None
+            else:
+                self._files[path] = _FileReads(tree)
+        return self._files[path]
+
+    def narrow(self, path: str, names: frozenset[str], defs: frozenset[str]) -> Narrowing | None:
+        key = (path, names, defs)
+        if key not in self._results:
+            self._results[key] = self._narrow(path, names, defs)
+        return self._results[key]
+
+    def _narrow(self, path: str, names: frozenset[str], defs: frozenset[str]) -> Narrowing | None:
+        if self._named_elsewhere(path) or self._module_escapes(path):
+            return None
+        changed = self._parsed(path)
+        if changed is None:
+            return None
+        # Subclasses elsewhere of a plainly made class that changed are made plainly too.
+        plain_classes = {c for c in names if c in changed.classes and changed.plain_header(c, set())}
+        # A name a class body binds, and nothing at module level: an attribute, read as
+        # `obj.LIMIT` by code that has the class or an instance of it (see `Narrowing`).
+        module_level = {n for u in changed.units if not u.owner for n in u.names}
+        members: dict[str, set[str]] = {}
+        for unit in changed.units:
+            for name in unit.names:
+                if unit.owner and name in names and name not in module_level and name not in changed.classes:
+                    members.setdefault(name, set()).add(unit.owner)
+        plain = set(names) - members.keys()
+        classes: dict[str, set[str]] = {path: {c for owners in members.values() for c in owners}}
+        hits: dict[str, dict[str, set[str]]] = {}
+        runs: dict[str, dict[str, str]] = {}  # scopes whose def changed or reads a rebound default
+        fallback: dict[str, str] = {}
+        dynamic_done: set[str] = set()
+        rebound: set[str] = set()
+        batch = set(names)
+        while batch:
+            rebound |= batch
+            # A plain substring search: it may let through a file that only spells a longer
+            # name, never keep out one that reads the name.
+            pattern = re.compile(b"|".join(re.escape(n.encode()) for n in sorted(batch)))
+            grown: set[str] = set()
+            for file in self._python:
+                text = self._text(file)
+                first_dynamic = file not in dynamic_done and _DYNAMIC_HINT.search(text) is not None
+                if not first_dynamic and pattern.search(text) is None:
+                    continue
+                dynamic_done.add(file)
+                reads = self._parsed(file)
+                if reads is None:
+                    # It cannot run either; its importers fail whatever tia selects for it.
+                    continue
+                for scope, (found, dynamic) in reads.scopes.items():
+                    hit = found & batch
+                    if hit or (dynamic and first_dynamic):
+                        hits.setdefault(file, {}).setdefault(scope, set()).update(hit or {ANY})
+                for unit in reads.units:
+                    hit = unit.mentions & batch
+                    if not hit and not (unit.dynamic and first_dynamic):
+                        continue
+                    name = min(hit) if hit else ANY
+                    if unit.aliases is not None:
+                        grown.update(bound for imported, bound in unit.aliases if imported in batch)
+                        plain.update(bound for imported, bound in unit.aliases if imported in batch)
+                        continue
+                    if unit.header:
+                        if not reads.plain_header(unit.names[0], plain_classes):
+                            fallback.setdefault(file, name)
+                            continue
+                        plain_classes.add(unit.names[0])
+                        classes.setdefault(file, set()).add(unit.names[0])
+                    elif not unit.plain or unit.dynamic:
+                        fallback.setdefault(file, name)
+                        continue
+                    grown.update(unit.names)
+                    if unit.owner:
+                        grown.add(unit.owner)
+                        plain.add(unit.owner)
+                        classes.setdefault(file, set()).add(unit.owner)
+                        for member in unit.names:
+                            members.setdefault(member, set()).add(unit.owner)
+                    else:
+                        plain.update(unit.names)
+                    # A def whose defaults changed: whatever runs its body sees them.
+                    for scope in reads.scopes:
+                        if unit.scope and _within(scope, unit.scope):
+                            runs.setdefault(file, {}).setdefault(scope, name)
+            batch = grown - rebound
+        if path in fallback:
+            return None
+        for scope in changed.scopes:
+            for d in defs:
+                if _within(scope, d):
+                    runs.setdefault(path, {}).setdefault(scope, d.rsplit(".", 1)[-1])
+        readers: dict[str, dict[str, str]] = {f: dict(s) for f, s in runs.items()}
+        attribute_readers: dict[str, dict[str, str]] = {}
+        for file, scopes in hits.items():
+            for scope, read in scopes.items():
+                named = read & plain
+                if scope in readers.get(file, {}):
+                    continue
+                if named or ANY in read:
+                    readers.setdefault(file, {})[scope] = min(named) if named else ANY
+                else:
+                    attribute_readers.setdefault(file, {})[scope] = min(read)
+        return Narrowing(readers, fallback, attribute_readers, {f: c for f, c in classes.items() if c})
+
+    def _dotted_names(self, path: str) -> set[str]:
+        return {name for name, files in self._resolver.by_name.items() if path in files}
+
+    def _named_elsewhere(self, path: str) -> bool:
+        """Whether a string or a configuration file names the module: code tia cannot
+        see may import it by that name and read any of its attributes."""
+        dotted_names = self._dotted_names(path)
+        if not dotted_names:
+            return True
+        # The name alone: `pkg.mod.NAME` and `pkg.mod:NAME` spell what they read.
+        pattern = re.compile(
+            rb"(?<![\w.])(?:"
+            + b"|".join(re.escape(n.encode()) for n in sorted(dotted_names))
+            + rb")(?![\w.:])"
+        )
+        for config in CONFIG_FILES:
+            for candidate in self._paths:
+                if candidate.rsplit("/", 1)[-1] == config and pattern.search(self._text(candidate)):
+                    return True
+        spellings = [n.encode() for n in dotted_names]
+        for file in self._python:
+            if not any(n in self._text(file) for n in spellings):
+                continue
+            reads = self._parsed(file)
+            if reads is None:
+                continue
+            for node in ast.walk(reads.tree):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                    value = node.value
+                    if value in dotted_names:
+                        return True
+        return False
+
+    def _module_escapes(self, path: str) -> bool:
+        """Whether some file uses the module object itself as a value (not ``mod.name``):
+        whatever receives it may read any of its attributes."""
+        dotted_names = self._dotted_names(path)
+        last = path[:-3].rsplit("/", 1)[-1]
+        if last == "__init__":
+            last = path.rsplit("/", 2)[-2] if "/" in path else ""
+        needle = last.encode()
+        for file in self._python:
+            if file == path or needle not in self._text(file):
+                continue
+            reads = self._parsed(file)
+            if reads is None:
+                continue
+            bound = _module_bindings(reads.tree, file, path, dotted_names, self._resolver)
+            if bound and _used_as_value(reads.tree, bound):
+                return True
+        return False
+
+
+def _module_bindings(
+    tree: ast.Module, importer: str, module: str, dotted_names: set[str], resolver: ModuleResolver
+) -> set[str]:
+    """The spellings under which `importer` refers to the module object of `module`."""
+    bound: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name in dotted_names:
+                    bound.add(alias.asname or alias.name)
+        elif isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                record = ["from", node.level, node.module or "", [alias.name]]
+                if node.level:
+                    # `from . import mod`: resolving the package and the name finds the module.
+                    full = resolver.resolve(importer, [record]) - resolver.resolve(
+                        importer, [["from", node.level, node.module or "", []]]
+                    )
+                    named = module in full
+                else:
+                    named = f"{node.module}.{alias.name}" in dotted_names
+                if named:
+                    bound.add(alias.asname or alias.name)
+    return bound
+
+
+def _used_as_value(tree: ast.Module, bound: set[str]) -> bool:
+    """Whether any spelling in `bound` (``mod`` or ``pkg.mod``) is used other than to
+    read one of its attributes."""
+    inner = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    # `monkeypatch.setattr(mod, "RATE", 3)` spells the name; `getattr(mod, name)` and
+    # `vars(mod)` make their scope read every name (`mentions`).
+    inner.update(
+        id(n.args[0])
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call)
+        and n.args
+        and ((len(n.args) >= 2 and _is_name_string(n.args[1])) or _called(n) in _BY_NAME | _READS_ALL)
+    )
+    for node in ast.walk(tree):
+        if id(node) in inner or not isinstance(node, (ast.Name, ast.Attribute)):
+            continue
+        spelled = dotted(node)
+        if spelled is None:
+            continue
+        # The outermost spelling of a chain: `pkg.mod.X` reads X; `pkg.mod` alone is the module.
+        if spelled in bound and not isinstance(getattr(node, "ctx", None), ast.Store):
+            return True
+    return False

@@ -1,0 +1,257 @@
+"""Narrowing module-level changes: which ones only rebind names, and who reads those names."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from tia.names import ANY, Readers
+from tia.scopes import diff_indexes, index_source
+
+BASE = """
+import functools
+import re
+
+RATE = 2
+PAT = re.compile("x")
+A, B = 1, 2
+
+
+class Cart:
+    LIMIT = 9
+
+    def add(self, x, y=RATE):
+        return x + y
+
+    @property
+    def total(self):
+        return 1
+
+    def __eq__(self, other):
+        return True
+
+
+@functools.cache
+def cached():
+    return 1
+
+
+def free(a, b=1):
+    return a
+"""
+
+
+def rebinds(old: str, new: str) -> tuple[frozenset[str], frozenset[str]] | None:
+    d = diff_indexes(index_source(textwrap.dedent(old)), index_source(textwrap.dedent(new)))
+    assert d.module_changed
+    return None if d.names is None else (d.names, d.defs)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "names", "defs"),
+    [
+        ("RATE = 2", "RATE = 3", {"RATE"}, set()),
+        ("LIMIT = 9", "LIMIT = 8", {"Cart", "LIMIT"}, set()),
+        ("y=RATE", "y=1", {"Cart", "add"}, {"Cart.add"}),
+        ("    @property\n", "", {"Cart", "total"}, {"Cart.total"}),
+        ("b=1", "b=2", {"free"}, {"free"}),
+        ('"x"', '"y"', {"PAT"}, set()),
+        ("A, B = 1, 2", "A, B = 1, 3", {"A", "B"}, set()),
+        ("RATE = 2\n", "RATE = 2\nNEW = lambda x: x\n", {"NEW"}, set()),
+        ("RATE = 2\n", "", {"RATE"}, set()),
+        ("return 1\n\n\ndef free", "return 2\n\n\ndef free", {"cached"}, {"cached"}),
+        ("def __eq__(self, other):", "def __eq__(self, other=None):", {"Cart"}, {"Cart.__eq__"}),
+    ],
+)
+def test_a_change_that_only_rebinds_names_says_which(
+    old: str, new: str, names: set[str], defs: set[str]
+) -> None:
+    assert rebinds(BASE, BASE.replace(old, new, 1)) == (frozenset(names), frozenset(defs))
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("import re\n", "import re\nimport json\n"),  # importing runs the module
+        ("RATE = 2", "RATE = int.from_bytes(b'2')"),  # a call tia does not know
+        ("RATE = 2", "RATE = make()"),
+        ("@functools.cache\n", "@register\n"),  # a decorator that may record the function
+        ("class Cart:", "class Cart(Base):"),  # a base from elsewhere may have hooks
+        ("class Cart:", "class Cart(metaclass=Meta):"),
+        ("RATE = 2\n", 'RATE = 2\n__all__ = ["RATE"]\n'),  # a dunder
+        ('RATE = 2\nPAT = re.compile("x")', 'PAT = re.compile("x")\nRATE = 2'),  # moved
+        ("        return True\n", "        return True\n\n    def __hash__(self):\n        return 1\n"),
+        ("import functools", '"""Docstring."""\nimport functools'),
+        ("RATE = 2", "if True:\n    RATE = 2"),
+        ("RATE = 2", "def set(x):\n    return x\n\n\nRATE = set(2)"),  # not the builtin `set`
+    ],
+)
+def test_a_change_that_may_do_more_counts_as_the_whole_module(old: str, new: str) -> None:
+    assert rebinds(BASE, BASE.replace(old, new, 1)) is None
+
+
+def test_a_class_creation_hook_anywhere_in_the_module_makes_its_classes_opaque() -> None:
+    hooked = BASE + "\n\nclass Plugin:\n    def __init_subclass__(cls):\n        pass\n"
+    assert rebinds(hooked, hooked.replace("LIMIT = 9", "LIMIT = 8")) is None
+
+
+def test_a_subclass_of_a_same_file_plain_class_is_plain() -> None:
+    derived = BASE + "\n\nclass Special(Cart):\n    KIND = 1\n"
+    assert rebinds(derived, derived.replace("KIND = 1", "KIND = 2")) == (
+        frozenset({"Special", "KIND"}),
+        frozenset(),
+    )
+
+
+def readers(files: dict[str, str]) -> Readers:
+    texts = {p: textwrap.dedent(t).encode() for p, t in files.items()}
+    return Readers(texts, texts.get)
+
+
+PKG = {
+    "pkg/__init__.py": "",
+    "pkg/rates.py": """
+        RATE = 2
+
+
+        def rate():
+            return RATE
+
+
+        def other():
+            return 1
+        """,
+    "pkg/derived.py": """
+        from pkg.rates import RATE as R
+
+        DOUBLE = R * 2
+
+
+        def double():
+            return DOUBLE
+
+
+        def unrelated():
+            '''Not about RATE or DOUBLE: a docstring reads nothing.'''
+            return 0
+
+
+        def scaled(x, by=R):
+            return x * by
+        """,
+    "pkg/uses.py": """
+        from pkg.derived import DOUBLE
+
+
+        def quadruple():
+            return DOUBLE * 2
+        """,
+}
+
+
+def test_readers_follow_names_through_module_level_bindings() -> None:
+    narrowed = readers(PKG).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())
+    assert narrowed is not None
+    assert narrowed.readers == {
+        "pkg/rates.py": {"rate": "RATE"},
+        # `scaled` mentions no rebound name, but its default value is one.
+        "pkg/derived.py": {"double": "DOUBLE", "scaled": "R"},
+        "pkg/uses.py": {"quadruple": "DOUBLE"},
+    }
+    assert narrowed.fallback == {}
+
+
+def test_the_scope_of_a_changed_def_reads_it() -> None:
+    narrowed = readers(PKG).narrow("pkg/rates.py", frozenset({"other"}), frozenset({"other"}))
+    assert narrowed is not None
+    assert narrowed.readers == {"pkg/rates.py": {"other": "other"}}
+
+
+def test_module_level_code_that_uses_a_name_impurely_falls_back_to_its_importers() -> None:
+    files = {**PKG, "pkg/registry.py": "from pkg.rates import RATE\nregister(RATE)\n"}
+    narrowed = readers(files).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())
+    assert narrowed is not None
+    assert narrowed.fallback == {"pkg/registry.py": "RATE"}
+
+
+def test_impure_use_in_the_changed_module_itself_cannot_be_narrowed() -> None:
+    files = {**PKG, "pkg/rates.py": textwrap.dedent(PKG["pkg/rates.py"]) + "\nprint(RATE)\n"}
+    assert readers(files).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset()) is None
+
+
+def test_a_scope_that_reads_names_dynamically_reads_every_name() -> None:
+    files = {
+        **PKG,
+        "pkg/dyn.py": "from pkg import rates\n\ndef get(name):\n    return getattr(rates, name)\n",
+    }
+    narrowed = readers(files).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())
+    assert narrowed is not None
+    assert narrowed.readers["pkg/dyn.py"] == {"get": ANY}
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"pkg/leak.py": "from pkg import rates\n\ndef handed():\n    return print(rates)\n"},
+        {"pkg/leak.py": "import pkg.rates\n\nMODULE = pkg.rates\n"},
+        {"pkg/load.py": "TARGET = 'pkg.rates'\n"},
+        {"setup.cfg": "[tool:pytest]\nDJANGO_SETTINGS_MODULE = pkg.rates\n"},
+    ],
+    ids=["module passed to a call", "module bound to a name", "named in a string", "named in configuration"],
+)
+def test_a_module_others_may_reach_by_name_or_as_an_object_cannot_be_narrowed(extra: dict[str, str]) -> None:
+    assert readers({**PKG, **extra}).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset()) is None
+
+
+def test_a_string_that_spells_an_attribute_of_the_module_is_no_escape() -> None:
+    files = {**PKG, "pkg/patch.py": "TARGET = 'pkg.rates.RATE'\n", "setup.cfg": "[x]\ny = pkg.rates:rate\n"}
+    assert readers(files).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset()) is not None
+
+
+def test_spelled_attribute_access_on_a_module_object_is_no_escape() -> None:
+    files = {
+        **PKG,
+        "tests/test_rates.py": "from pkg import rates\n\ndef test(mp):\n    mp.setattr(rates, 'RATE', 3)\n",
+    }
+    narrowed = readers(files).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())
+    assert narrowed is not None
+    assert narrowed.readers["tests/test_rates.py"] == {"test": "RATE"}
+
+
+def test_postponed_annotations_are_not_reads() -> None:
+    files = {
+        **PKG,
+        "pkg/typed.py": "from __future__ import annotations\nfrom pkg.rates import RATE\n\n"
+        "def f(x: RATE) -> RATE:\n    return x\n",
+    }
+    narrowed = readers(files).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())
+    assert narrowed is not None
+    assert "pkg/typed.py" not in narrowed.readers
+    assert narrowed.fallback == {}
+
+
+def test_code_that_reads_a_changed_class_attribute_counts_with_the_class() -> None:
+    files = {
+        **PKG,
+        "pkg/shapes.py": "class Box:\n    SIZE = 3\n\n    def area(self):\n        return self.SIZE ** 2\n",
+        "pkg/sizes.py": "from pkg.shapes import Box\n\n\ndef make():\n    return Box()\n\n\n"
+        "def size_of(thing):\n    return thing.SIZE\n",
+    }
+    narrowed = readers(files).narrow("pkg/shapes.py", frozenset({"Box", "SIZE"}), frozenset())
+    assert narrowed is not None
+    # `make` names the class; `area` and `size_of` read only the attribute: they count for
+    # a test that also met the class (ran `make`, or code of Box).
+    assert narrowed.readers == {"pkg/sizes.py": {"make": "Box"}}
+    assert narrowed.attribute_readers == {
+        "pkg/shapes.py": {"Box.area": "SIZE"},
+        "pkg/sizes.py": {"size_of": "SIZE"},
+    }
+    assert narrowed.classes == {"pkg/shapes.py": {"Box"}}
+
+
+def test_unpickling_reads_every_name() -> None:
+    files = {**PKG, "pkg/store.py": "import pickle\n\n\ndef load(data):\n    return pickle.loads(data)\n"}
+    narrowed = readers(files).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())
+    assert narrowed is not None
+    assert narrowed.readers["pkg/store.py"] == {"load": ANY}
