@@ -433,8 +433,8 @@ def _readers(
     them (see `Narrowing`); and for each file whose import-time code uses them, its
     importers."""
     fallback = dict(narrowed.fallback)
-    every = [(f, s) for f, s in narrowed.readers.items()] + list(narrowed.attribute_readers.items())
-    for file, scopes in sorted(every):
+    every = [*narrowed.readers.items(), *narrowed.attribute_readers.items()]
+    for file, scopes in sorted(every, key=lambda item: item[0]):
         ran = scopes.keys()
         outside = sorted(ran & facts.session.get(file, ("", frozenset()))[1])
         if outside:
