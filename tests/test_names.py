@@ -195,10 +195,17 @@ def test_a_scope_that_reads_names_dynamically_reads_every_name() -> None:
     [
         {"pkg/leak.py": "from pkg import rates\n\ndef handed():\n    return print(rates)\n"},
         {"pkg/leak.py": "import pkg.rates\n\nMODULE = pkg.rates\n"},
+        {"pkg/leak.py": "import pkg.rates as r\n\ndef handed():\n    return print(r)\n"},
         {"pkg/load.py": "TARGET = 'pkg.rates'\n"},
         {"setup.cfg": "[tool:pytest]\nDJANGO_SETTINGS_MODULE = pkg.rates\n"},
     ],
-    ids=["module passed to a call", "module bound to a name", "named in a string", "named in configuration"],
+    ids=[
+        "module passed to a call",
+        "module bound to a name",
+        "module imported under another name",
+        "named in a string",
+        "named in configuration",
+    ],
 )
 def test_a_module_others_may_reach_by_name_or_as_an_object_cannot_be_narrowed(extra: dict[str, str]) -> None:
     assert readers({**PKG, **extra}).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset()) is None

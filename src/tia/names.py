@@ -58,11 +58,22 @@ _UNPICKLES = frozenset(
 )  # fmt: skip
 _BY_NAME = frozenset({"getattr", "hasattr", "setattr", "delattr", "attrgetter", "methodcaller"})
 _READS_ALL_ATTRS = frozenset({"__dict__", "__getattribute__", "__annotations__"})
-# A file without one of these spellings has no scope that reads names dynamically.
+# A file that spells none of these has no scope that reads names dynamically.
 _DYNAMIC_HINT = re.compile(
-    rb"getattr|hasattr|setattr|delattr|vars\(|dir\(|globals|eval\(|exec\(|__import__|import_module"
-    rb"|getmembers|attrgetter|methodcaller|__dict__|__getattribute__|sys\.modules|get_type_hints"
-    rb"|signature|get_annotations|__annotations__|pickle|yaml|shelve"
+    rb"\b(?:"
+    + b"|".join(
+        sorted(
+            n.encode()
+            for n in {
+                *_READS_ALL,
+                *_BY_NAME,
+                *_READS_ALL_ATTRS,
+                "modules",
+                *(u.split(".")[0] for u in _UNPICKLES),
+            }
+        )
+    )
+    + rb")\b"
 )
 # Configuration that may name a module to import (entry points, settings modules).
 CONFIG_FILES = ("pyproject.toml", "setup.cfg", "tox.ini", "pytest.ini")
@@ -482,7 +493,7 @@ class Readers:
             last = path.rsplit("/", 2)[-2] if "/" in path else ""
         needle = last.encode()
         for file in self._python:
-            if file == path or needle not in self._text(file):
+            if file == path or not _spelled_bare(self._text(file), needle):
                 continue
             reads = self._parsed(file)
             if reads is None:
@@ -491,6 +502,27 @@ class Readers:
             if bound and _used_as_value(reads.tree, bound):
                 return True
         return False
+
+
+def _spelled_bare(text: bytes, name: bytes) -> bool:
+    """Whether `text` may use `name` other than in an import line or as ``name.attr``:
+    a quick test before parsing (it errs towards yes)."""
+    start = text.find(name)
+    while start != -1:
+        end = start + len(name)
+        before = text[start - 1 : start]
+        after = text[end : end + 1]
+        whole = not (before.isalnum() or before == b"_") and not (after.isalnum() or after == b"_")
+        if whole or before[:1] >= b"\x80" or after[:1] >= b"\x80":
+            line_start = text.rfind(b"\n", 0, start) + 1
+            line = text[line_start : text.find(b"\n", end) % (len(text) + 1)].lstrip()
+            if line.startswith((b"import ", b"from ")):
+                if b" as " in line:  # the module is bound under another name: parse to see
+                    return True
+            elif not text[end:].lstrip(b" \t").startswith(b"."):
+                return True
+        start = text.find(name, end)
+    return False
 
 
 def _module_bindings(
