@@ -13,7 +13,9 @@ The rules, each a `Reason.rule`:
 * ``changed``: since the test last ran, a file it depends on changed in a scope
   it executed or in its module scope; or a module scope changed in a file its
   test module, conftest files or package imports (statically or at import time);
-  or a distribution it imported was upgraded, downgraded or removed;
+  but a module-level change that only rebinds names selects instead the tests that
+  ran code reading them (`tia.names`); or a distribution it imported was upgraded,
+  downgraded or removed;
 * ``since``: the same against the merge-base of ``--since REF``;
 * ``failed``: it failed or errored last time;
 * ``all``: a file that configures the run changed, the interpreter changed, a
