@@ -262,3 +262,22 @@ def test_unpickling_reads_every_name() -> None:
     narrowed = readers(files).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())
     assert narrowed is not None
     assert narrowed.readers["pkg/store.py"] == {"load": ANY}
+
+
+def test_spelled_getattr_dict_keys_and_a_local_named_like_a_builtin_read_no_other_name() -> None:
+    files = {
+        **PKG,
+        "pkg/plain.py": "def meta(obj, dir):\n"
+        "    return getattr(obj, 'meta', {}), hasattr(obj, 'x'), dir + 1\n\n\n"
+        "def stack(local):\n    return local.__dict__.setdefault('stack', []), local.__dict__['s']\n",
+    }
+    narrowed = readers(files).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())
+    assert narrowed is not None
+    assert "pkg/plain.py" not in narrowed.readers
+
+
+def test_a_dict_read_as_a_whole_reads_every_name() -> None:
+    files = {**PKG, "pkg/dump.py": "def dump(obj):\n    return dict(obj.__dict__)\n"}
+    narrowed = readers(files).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())
+    assert narrowed is not None
+    assert narrowed.readers["pkg/dump.py"] == {"dump": ANY}

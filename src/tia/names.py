@@ -90,19 +90,30 @@ def _called(call: ast.Call) -> str:
     return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
 
 
-def mentions(nodes: Iterable[ast.AST]) -> tuple[set[str], bool]:
-    """The identifiers code mentions, and whether it reads names it does not spell."""
+def mentions(nodes: Iterable[ast.AST], local: frozenset[str] = frozenset()) -> tuple[set[str], bool]:
+    """The identifiers code mentions, and whether it reads names it does not spell.
+    `nodes` come parents first; `local` are names the code binds itself (a parameter
+    called ``dir`` is no builtin)."""
     found: set[str] = set()
     dynamic = False
+    called: set[int] = set()  # nodes whose use spells the name they read (`getattr(o, "x")`)
     for node in nodes:
         if isinstance(node, ast.Name):
             if not isinstance(node.ctx, ast.Store):
                 found.add(node.id)
                 # `map(getattr, ...)`, `default=vars`: handed on, they read names all the same.
-                dynamic = dynamic or node.id in _READS_ALL or node.id in _BY_NAME
+                dynamic = dynamic or (
+                    id(node) not in called and node.id not in local and node.id in _READS_ALL | _BY_NAME
+                )
         elif isinstance(node, ast.Attribute):
             found.add(node.attr)
-            dynamic = dynamic or node.attr in _READS_ALL_ATTRS or dotted(node) == "sys.modules"
+            dynamic = dynamic or (
+                id(node) not in called and (node.attr in _READS_ALL_ATTRS or dotted(node) == "sys.modules")
+            )
+        elif isinstance(node, ast.Subscript):
+            # `obj.__dict__["stack"]` spells the name it reads.
+            if _is_name_string(node.slice):
+                called.add(id(node.value))
         elif isinstance(node, ast.alias):
             found.update(node.name.split("."))
         elif isinstance(node, ast.keyword):
@@ -112,7 +123,19 @@ def mentions(nodes: Iterable[ast.AST]) -> tuple[set[str], bool]:
             if isinstance(node.value, str) and len(node.value) <= _LONGEST_STRING:
                 found.update(_IDENTIFIER.findall(node.value))
         elif isinstance(node, ast.Call):
+            called.add(id(node.func))
+            func = node.func
+            if (
+                isinstance(func, ast.Attribute)
+                and func.attr in ("get", "setdefault", "pop")
+                and node.args
+                and _is_name_string(node.args[0])
+            ):
+                # `obj.__dict__.setdefault("stack", [])` spells the name it reads.
+                called.add(id(func.value))
             name = _called(node)
+            if isinstance(node.func, ast.Name) and name in local:
+                continue
             if name in _READS_ALL or dotted(node.func) in _UNPICKLES:
                 dynamic = True
             elif name in _BY_NAME:
@@ -121,6 +144,19 @@ def mentions(nodes: Iterable[ast.AST]) -> tuple[set[str], bool]:
                 )
                 dynamic = dynamic or not spelled or not all(_is_name_string(a) for a in spelled)
     return found, dynamic
+
+
+def _locals(node: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
+    """The names a function binds itself: its parameters and what its body assigns."""
+    args = node.args
+    every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
+    assigned = {
+        n.id
+        for stmt in node.body
+        for n in ast.walk(stmt)
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+    }
+    return frozenset({a.arg for a in every if a is not None} | assigned)
 
 
 def _runs(nodes: list[ast.AST], annotations: bool) -> Iterator[ast.AST]:
@@ -216,7 +252,7 @@ class _FileReads:
         collector.statements(tree.body)
         self.scopes: dict[str, tuple[frozenset[str], bool]] = {}
         for name, node in collector.nodes.items():
-            found, dynamic = mentions(_runs(list(node.body), not postponed))
+            found, dynamic = mentions(_runs(list(node.body), not postponed), _locals(node))
             self.scopes[name] = (frozenset(found), dynamic)
         self.units: list[_UnitReads] = []
         for stmt in tree.body:
