@@ -150,10 +150,10 @@ def _locals(node: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
     """The names a function binds itself: its parameters and what its body assigns."""
     args = node.args
     every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
+    # Nested functions' bodies are their own: what they bind does not shadow here.
     assigned = {
         n.id
-        for stmt in node.body
-        for n in ast.walk(stmt)
+        for n in _runs(list(node.body), False)
         if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
     }
     return frozenset({a.arg for a in every if a is not None} | assigned)

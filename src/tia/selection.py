@@ -433,7 +433,14 @@ def _readers(
 ) -> None:
     """Select, for a change that only rebinds names, the tests that ran code reading
     them (see `Narrowing`); and for each file whose import-time code uses them, its
-    importers."""
+    importers.  Only among the tests the whole-module rule selects: those that depend
+    on the file or import it.  Narrowing never selects more than that rule, which
+    code reading names dynamically (`getattr(obj, name)`) run by tests that never
+    import the module would otherwise do."""
+    importers = graph.importers(path)
+    via = {f for f, roots in roots_of.all.items() if roots & importers}
+    allowed = {n for n in source.tests if files_of[n] in via} | (dependents(path).keys() & source.tests)
+    source = ChangeSource(source.rule, source.old, frozenset(allowed))
     fallback = dict(narrowed.fallback)
     every = [*narrowed.readers.items(), *narrowed.attribute_readers.items()]
     for file, scopes in sorted(every, key=lambda item: item[0]):
@@ -442,7 +449,7 @@ def _readers(
         if outside:
             detail = _reads(scopes[outside[0]], file, outside[0]) + ", which ran outside any test"
             for nodeid in source.tests:
-                sel.add(nodeid, Reason("all", path, MODULE, detail))
+                sel.add(nodeid, Reason(source.rule, path, MODULE, detail))
             return
         at_import = sorted(ran & facts.import_time.get(file, frozenset()))
         hooks = sorted(s for s in ran if s.startswith("pytest_") and "." not in s)
