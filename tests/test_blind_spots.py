@@ -424,10 +424,11 @@ HARMLESS: dict[str, tuple[dict[str, tuple[str | None, str | None]], str | set[st
         {"app/shapes.py": ("class Square", "def unused():\n    return 1\n\n\nclass Square")},
         "none",
     ),
-    # Only the tests that run `getattr(rates, name)` and `vars(module)`: they may read any name.
+    # Only the test that runs `getattr(rates, name)`, which may read any name of rates;
+    # `vars(mod)` in escape.py reads the names of knobs, the module escape.py holds.
     "a new constant nobody reads": (
         {"app/rates.py": ("RATE = 2", "RATE = 2\nUNUSED = 5")},
-        {"tests/test_names.py::test_lookup", "tests/test_names.py::test_escape"},
+        {"tests/test_names.py::test_lookup"},
     ),
     "a run-everything file": (
         {"pyproject.toml": ('testpaths = ["tests"]', 'testpaths = ["tests"]\nxfail_strict = true')},

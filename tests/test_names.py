@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from tia.names import ANY, Readers
+from tia.names import ANY, ATTRIBUTES, Readers
 from tia.scopes import diff_indexes, index_source
 
 BASE = """
@@ -276,8 +276,14 @@ def test_spelled_getattr_dict_keys_and_a_local_named_like_a_builtin_read_no_othe
     assert "pkg/plain.py" not in narrowed.readers
 
 
-def test_a_dict_read_as_a_whole_reads_every_name() -> None:
-    files = {**PKG, "pkg/dump.py": "def dump(obj):\n    return dict(obj.__dict__)\n"}
+def test_an_object_read_as_a_whole_reads_the_module_only_where_the_file_holds_it() -> None:
+    files = {
+        **PKG,
+        "pkg/dump.py": "def dump(obj):\n    return dict(obj.__dict__)\n",
+        "pkg/held.py": "from pkg import rates\n\n\ndef dump(obj):\n    return vars(obj)\n",
+    }
     narrowed = readers(files).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())
     assert narrowed is not None
-    assert narrowed.readers["pkg/dump.py"] == {"dump": ANY}
+    assert narrowed.readers["pkg/held.py"] == {"dump": ANY}
+    # Without the module, `obj` can hold only a changed class's names: it counts with the class.
+    assert narrowed.attribute_readers["pkg/dump.py"] == {"dump": ATTRIBUTES}

@@ -41,13 +41,13 @@ from tia.values import FrozenValue
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LONGEST_STRING = 200  # longer strings are prose, not names
-# Calls that read an object's names without spelling them.
-_READS_ALL = frozenset(
-    {
-        "vars", "dir", "globals", "eval", "exec", "__import__", "import_module", "getmembers",
-        "getmembers_static", "get_type_hints", "signature", "get_annotations",
-    }
-)  # fmt: skip
+# Calls that read the names of a module they reach on their own: any module's.
+_READS_MODULES = frozenset({"globals", "eval", "exec", "__import__", "import_module"})
+# Calls that read the names of an object they are handed: a module's only if the
+# file holds the module, a class's only if the test met the class (`Narrowing`).
+_READS_OBJECT = frozenset(
+    {"vars", "dir", "getmembers", "getmembers_static", "get_type_hints", "signature", "get_annotations"}
+)
 # Calls that make objects of classes named in data, not in code.
 _UNPICKLES = frozenset(
     {
@@ -57,6 +57,7 @@ _UNPICKLES = frozenset(
     }
 )  # fmt: skip
 _BY_NAME = frozenset({"getattr", "hasattr", "setattr", "delattr", "attrgetter", "methodcaller"})
+# Attributes that hold, or read, an object's names.
 _READS_ALL_ATTRS = frozenset({"__dict__", "__getattribute__", "__annotations__"})
 # A file that spells none of these has no scope that reads names dynamically.
 _DYNAMIC_HINT = re.compile(
@@ -65,7 +66,8 @@ _DYNAMIC_HINT = re.compile(
         sorted(
             n.encode()
             for n in {
-                *_READS_ALL,
+                *_READS_MODULES,
+                *_READS_OBJECT,
                 *_BY_NAME,
                 *_READS_ALL_ATTRS,
                 "modules",
@@ -78,6 +80,9 @@ _DYNAMIC_HINT = re.compile(
 # Configuration that may name a module to import (entry points, settings modules).
 CONFIG_FILES = ("pyproject.toml", "setup.cfg", "tox.ini", "pytest.ini")
 ANY = "*"  # what a scope that reads names dynamically reads
+ATTRIBUTES = "*."  # what a scope that reads an object's names dynamically reads
+# How a scope reads names it does not spell: not at all, an object's, or any module's.
+NONE, OBJECT, MODULES = 0, 1, 2
 
 
 def _is_name_string(node: ast.AST) -> bool:
@@ -90,26 +95,30 @@ def _called(call: ast.Call) -> str:
     return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
 
 
-def mentions(nodes: Iterable[ast.AST], local: frozenset[str] = frozenset()) -> tuple[set[str], bool]:
-    """The identifiers code mentions, and whether it reads names it does not spell.
-    `nodes` come parents first; `local` are names the code binds itself (a parameter
-    called ``dir`` is no builtin)."""
+def mentions(nodes: Iterable[ast.AST], local: frozenset[str] = frozenset()) -> tuple[set[str], int]:
+    """The identifiers code mentions, and how it reads names it does not spell (`NONE`,
+    `OBJECT`, `MODULES`).  `nodes` come parents first; `local` are names the code binds
+    itself (a parameter called ``dir`` is no builtin)."""
     found: set[str] = set()
-    dynamic = False
+    dynamic = NONE
     called: set[int] = set()  # nodes whose use spells the name they read (`getattr(o, "x")`)
     for node in nodes:
         if isinstance(node, ast.Name):
             if not isinstance(node.ctx, ast.Store):
                 found.add(node.id)
                 # `map(getattr, ...)`, `default=vars`: handed on, they read names all the same.
-                dynamic = dynamic or (
-                    id(node) not in called and node.id not in local and node.id in _READS_ALL | _BY_NAME
-                )
+                if id(node) not in called and node.id not in local:
+                    if node.id in _READS_MODULES:
+                        dynamic = MODULES
+                    elif node.id in _READS_OBJECT | _BY_NAME:
+                        dynamic = max(dynamic, OBJECT)
         elif isinstance(node, ast.Attribute):
             found.add(node.attr)
-            dynamic = dynamic or (
-                id(node) not in called and (node.attr in _READS_ALL_ATTRS or dotted(node) == "sys.modules")
-            )
+            if id(node) not in called:
+                if dotted(node) == "sys.modules":
+                    dynamic = MODULES
+                elif node.attr in _READS_ALL_ATTRS:
+                    dynamic = max(dynamic, OBJECT)
         elif isinstance(node, ast.Subscript):
             # `obj.__dict__["stack"]` spells the name it reads.
             if _is_name_string(node.slice):
@@ -123,27 +132,30 @@ def mentions(nodes: Iterable[ast.AST], local: frozenset[str] = frozenset()) -> t
             if isinstance(node.value, str) and len(node.value) <= _LONGEST_STRING:
                 found.update(_IDENTIFIER.findall(node.value))
         elif isinstance(node, ast.Call):
-            called.add(id(node.func))
-            func = node.func
-            if (
-                isinstance(func, ast.Attribute)
-                and func.attr in ("get", "setdefault", "pop")
-                and node.args
-                and _is_name_string(node.args[0])
-            ):
-                # `obj.__dict__.setdefault("stack", [])` spells the name it reads.
-                called.add(id(func.value))
-            name = _called(node)
-            if isinstance(node.func, ast.Name) and name in local:
-                continue
-            if name in _READS_ALL or dotted(node.func) in _UNPICKLES:
-                dynamic = True
-            elif name in _BY_NAME:
-                spelled = (
-                    node.args[1:2] if name in ("getattr", "hasattr", "setattr", "delattr") else node.args
-                )
-                dynamic = dynamic or not spelled or not all(_is_name_string(a) for a in spelled)
+            dynamic = max(dynamic, _call_reads(node, local, called))
     return found, dynamic
+
+
+def _call_reads(node: ast.Call, local: frozenset[str], called: set[int]) -> int:
+    """How a call reads names it does not spell; notes in `called` the nodes it spells."""
+    called.add(id(node.func))
+    func = node.func
+    spelled_key = bool(node.args) and _is_name_string(node.args[0])
+    if isinstance(func, ast.Attribute) and func.attr in ("get", "setdefault", "pop") and spelled_key:
+        called.add(id(func.value))  # `obj.__dict__.setdefault("stack", [])` spells the name
+    name = _called(node)
+    if isinstance(func, ast.Name) and name in local:
+        return NONE
+    if name in _READS_MODULES or dotted(func) in _UNPICKLES:
+        return MODULES
+    if name in ("vars", "dir") and not node.args:
+        return MODULES  # the caller's own names: a module's, at module level
+    if name in _READS_OBJECT:
+        return OBJECT
+    if name in _BY_NAME:
+        spelled = node.args[1:2] if name in ("getattr", "hasattr", "setattr", "delattr") else node.args
+        return OBJECT if not spelled or not all(_is_name_string(a) for a in spelled) else NONE
+    return NONE
 
 
 def _locals(node: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
@@ -432,10 +444,18 @@ class Readers:
                 if reads is None:
                     # It cannot run either; its importers fail whatever tia selects for it.
                     continue
+                holds: bool | None = None
                 for scope, (found, dynamic) in reads.scopes.items():
                     hit = found & batch
-                    if hit or (dynamic and first_dynamic):
-                        hits.setdefault(file, {}).setdefault(scope, set()).update(hit or {ANY})
+                    if hit:
+                        hits.setdefault(file, {}).setdefault(scope, set()).update(hit)
+                    if dynamic and first_dynamic:
+                        if holds is None:
+                            holds = file == path or self._holds_module(file, path)
+                        # An object's names are the changed module's only where the file
+                        # holds that module; else only a changed class's.
+                        reads_what = ANY if dynamic == MODULES or holds else ATTRIBUTES
+                        hits.setdefault(file, {}).setdefault(scope, set()).add(reads_what)
                 for unit in reads.units:
                     hit = unit.mentions & batch
                     if not hit and not (unit.dynamic and first_dynamic):
@@ -484,8 +504,27 @@ class Readers:
                 if named or ANY in read:
                     readers.setdefault(file, {})[scope] = min(named) if named else ANY
                 else:
-                    attribute_readers.setdefault(file, {})[scope] = min(read)
+                    attribute_readers.setdefault(file, {})[scope] = min(read - {ATTRIBUTES} or read)
         return Narrowing(readers, fallback, attribute_readers, {f: c for f, c in classes.items() if c})
+
+    def _holds_module(self, file: str, path: str) -> bool:
+        """Whether `file` imports the module `path`, or a package above it, as an object."""
+        reads = self._parsed(file)
+        if reads is None:
+            return True
+        targets = [path]
+        directory = path.rsplit("/", 1)[0] if "/" in path else ""
+        while directory:
+            init = f"{directory}/__init__.py"
+            if init in self._resolver.files and init != path:
+                targets.append(init)
+            directory = directory.rsplit("/", 1)[0] if "/" in directory else ""
+        if "__init__.py" in self._resolver.files and path != "__init__.py":
+            targets.append("__init__.py")
+        return any(
+            _module_bindings(reads.tree, file, target, self._dotted_names(target), self._resolver)
+            for target in targets
+        )
 
     def _dotted_names(self, path: str) -> set[str]:
         return {name for name, files in self._resolver.by_name.items() if path in files}
@@ -598,7 +637,10 @@ def _used_as_value(tree: ast.Module, bound: set[str]) -> bool:
         for n in ast.walk(tree)
         if isinstance(n, ast.Call)
         and n.args
-        and ((len(n.args) >= 2 and _is_name_string(n.args[1])) or _called(n) in _BY_NAME | _READS_ALL)
+        and (
+            (len(n.args) >= 2 and _is_name_string(n.args[1]))
+            or _called(n) in _BY_NAME | _READS_OBJECT | _READS_MODULES
+        )
     )
     for node in ast.walk(tree):
         if id(node) in inner or not isinstance(node, (ast.Name, ast.Attribute)):

@@ -414,7 +414,8 @@ def _imported(
 
 
 def _reads(name: str, file: str, scope: str) -> str:
-    what = "reads names dynamically" if name == "*" else f"{name} read"
+    # `tia.names.ANY` and `tia.names.ATTRIBUTES`: names read without spelling them.
+    what = {"*": "reads names dynamically", "*.": "reads attributes dynamically"}.get(name, f"{name} read")
     return f"{what} in {file}::{scope}"
 
 
@@ -475,7 +476,7 @@ def _readers(
                 if read:
                     sel.add(nodeid, Reason(source.rule, path, MODULE, _reads(scopes[read[0]], file, read[0])))
     for file, name in sorted(fallback.items()):
-        what = "names read dynamically" if name == "*" else name
+        what = "names read dynamically" if name.startswith("*") else name
         detail = f"{what} used at import time by {file}"
         if posixpath.basename(file) == "conftest.py":
             _governed(sel, source, path, file, MODULE, detail, files_of, rootdir)
