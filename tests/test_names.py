@@ -287,3 +287,17 @@ def test_an_object_read_as_a_whole_reads_the_module_only_where_the_file_holds_it
     assert narrowed.readers["pkg/held.py"] == {"dump": ANY}
     # Without the module, `obj` can hold only a changed class's names: it counts with the class.
     assert narrowed.attribute_readers["pkg/dump.py"] == {"dump": ATTRIBUTES}
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "def names():\n    return [c.LIMIT for c in Base.__subclasses__()]\n",
+        "import gc\n\ndef f():\n    return gc.get_objects()\n",
+    ],
+    ids=["subclasses", "gc"],
+)
+def test_finding_classes_nobody_names_reads_every_name(code: str) -> None:
+    narrowed = readers({**PKG, "pkg/find.py": code}).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())
+    assert narrowed is not None
+    assert ANY in narrowed.readers["pkg/find.py"].values()

@@ -56,6 +56,8 @@ _UNPICKLES = frozenset(
         "yaml.full_load", "jsonpickle.decode", "shelve.open",
     }
 )  # fmt: skip
+# Calls that find objects, of any class, without naming them.
+_FINDS_OBJECTS = frozenset({"gc.get_objects", "gc.get_referrers", "gc.get_referents"})
 _BY_NAME = frozenset({"getattr", "hasattr", "setattr", "delattr", "attrgetter", "methodcaller"})
 # Attributes that hold, or read, an object's names.
 _READS_ALL_ATTRS = frozenset({"__dict__", "__getattribute__", "__annotations__"})
@@ -71,6 +73,8 @@ _DYNAMIC_HINT = re.compile(
                 *_BY_NAME,
                 *_READS_ALL_ATTRS,
                 "modules",
+                "__subclasses__",
+                "gc",
                 *(u.split(".")[0] for u in _UNPICKLES),
             }
         )
@@ -114,11 +118,10 @@ def mentions(nodes: Iterable[ast.AST], local: frozenset[str] = frozenset()) -> t
                         dynamic = max(dynamic, OBJECT)
         elif isinstance(node, ast.Attribute):
             found.add(node.attr)
-            if id(node) not in called:
-                if dotted(node) == "sys.modules":
-                    dynamic = MODULES
-                elif node.attr in _READS_ALL_ATTRS:
-                    dynamic = max(dynamic, OBJECT)
+            if dotted(node) == "sys.modules" or node.attr == "__subclasses__":
+                dynamic = MODULES  # every module, or classes nobody names
+            elif node.attr in _READS_ALL_ATTRS and id(node) not in called:
+                dynamic = max(dynamic, OBJECT)
         elif isinstance(node, ast.Subscript):
             # `obj.__dict__["stack"]` spells the name it reads.
             if _is_name_string(node.slice):
@@ -146,7 +149,7 @@ def _call_reads(node: ast.Call, local: frozenset[str], called: set[int]) -> int:
     name = _called(node)
     if isinstance(func, ast.Name) and name in local:
         return NONE
-    if name in _READS_MODULES or dotted(func) in _UNPICKLES:
+    if name in _READS_MODULES or dotted(func) in _UNPICKLES | _FINDS_OBJECTS:
         return MODULES
     if name in ("vars", "dir") and not node.args:
         return MODULES  # the caller's own names: a module's, at module level
