@@ -285,7 +285,13 @@ def test_an_object_read_as_a_whole_reads_the_module_only_where_the_file_holds_it
     narrowed = readers(files).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())
     assert narrowed is not None
     assert narrowed.readers["pkg/held.py"] == {"dump": ANY}
-    # Without the module, `obj` can hold only a changed class's names: it counts with the class.
+    # Without the module, `obj` can hold only a changed class's names: none changed.
+    assert narrowed.attribute_readers == {}
+    assert narrowed.classes == {}
+    files["pkg/rates.py"] = "class Rate:\n    VALUE = 2\n"
+    narrowed = readers(files).narrow("pkg/rates.py", frozenset({"Rate", "VALUE"}), frozenset())
+    assert narrowed is not None
+    # With a changed class, it counts for a test that met the class.
     assert narrowed.attribute_readers["pkg/dump.py"] == {"dump": ATTRIBUTES}
 
 

@@ -508,7 +508,13 @@ class Readers:
                     readers.setdefault(file, {})[scope] = min(named) if named else ANY
                 else:
                     attribute_readers.setdefault(file, {})[scope] = min(read - {ATTRIBUTES} or read)
-        return Narrowing(readers, fallback, attribute_readers, {f: c for f, c in classes.items() if c})
+        classes = {f: c for f, c in classes.items() if c}
+        if not classes:
+            # No class changed: an object read dynamically, not the module, holds no
+            # rebound name.  (parso's grammar generator runs getattr(namespace, label)
+            # at import time; it made every constant's change select every test.)
+            attribute_readers = {}
+        return Narrowing(readers, fallback, attribute_readers, classes)
 
     def _holds_module(self, file: str, path: str) -> bool:
         """Whether `file` imports the module `path`, or a package above it, as an object."""
