@@ -24,7 +24,7 @@ from __future__ import annotations
 import ast
 import builtins
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from tia.values import FrozenValue
@@ -236,19 +236,29 @@ class Purity:
         )
         return simple and not any(_is_dunder(n.id) for n in names) and self.expr(node.value)
 
+    def statement(self, stmt: ast.stmt) -> bool:
+        """Whether a statement (not a class's header) only binds the names it binds."""
+        if isinstance(stmt, FUNCTION_NODES):
+            return self.function(stmt)
+        return isinstance(stmt, ast.Pass) or type_checking_only(stmt) or self.assignment(stmt)
+
     def plain_class(self, name: str) -> bool:
         """Whether making this module's class `name` runs nothing but `type`'s own code."""
         if name not in self._plain:
             self._plain[name] = False  # a cycle is not plain
-            node = self.classes[name]
-            self._plain[name] = (
-                not self.hooks
-                and not node.keywords
-                and not node.decorator_list
-                and not getattr(node, "type_params", None)
-                and all(self._plain_base(b) for b in node.bases)
-            )
+            self._plain[name] = self.plain_header(self.classes[name])
         return self._plain[name]
+
+    def plain_header(self, node: ast.ClassDef, plain_elsewhere: Collection[str] = ()) -> bool:
+        """Whether making the class runs nothing but `type`'s own code, given that the
+        classes named in `plain_elsewhere` (``Base``, ``pkg.Base``) are made plainly."""
+        return (
+            not self.hooks
+            and not node.keywords
+            and not node.decorator_list
+            and not getattr(node, "type_params", None)
+            and all(self._plain_base(b, plain_elsewhere) for b in node.bases)
+        )
 
     def bare_class(self, name: str) -> bool:
         """Whether calling this module's class `name` runs no code of the project: it is
@@ -262,7 +272,10 @@ class Purity:
             for b in node.bases
         )
 
-    def _plain_base(self, base: ast.expr) -> bool:
+    def _plain_base(self, base: ast.expr, plain_elsewhere: Collection[str]) -> bool:
+        spelled = dotted(base)
+        if spelled is not None and spelled.rsplit(".", 1)[-1] in plain_elsewhere:
+            return True
         if not isinstance(base, ast.Name):
             return False
         if base.id in self.classes:
@@ -291,9 +304,8 @@ def units_of(tree: ast.Module, fp: Callable[[ast.stmt], str]) -> list[Unit]:
             return Unit("def", owner, fp(stmt), (stmt.name,), purity.function(stmt), scope)
         if isinstance(stmt, ast.Pass) or type_checking_only(stmt):
             return Unit("stmt", owner, fp(stmt), (), True)
-        if isinstance(stmt, ast.ClassDef):  # a nested class is one opaque member
-            return Unit("stmt", owner, fp(stmt), (stmt.name,), False)
-        return Unit("stmt", owner, fp(stmt), binds(stmt), purity.assignment(stmt))
+        # A nested class is one opaque member: `statement` finds it impure.
+        return Unit("stmt", owner, fp(stmt), binds(stmt), purity.statement(stmt))
 
     for stmt in tree.body:
         if not isinstance(stmt, ast.ClassDef):

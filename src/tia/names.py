@@ -34,7 +34,7 @@ import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 
-from tia.bindings import BUILTIN_CLASSES, FUNCTION_NODES, Purity, binds, dotted, type_checking_only
+from tia.bindings import FUNCTION_NODES, Purity, binds, dotted, type_checking_only
 from tia.imports import ModuleResolver
 from tia.scopes import ScopeCollector, is_cached
 from tia.values import FrozenValue
@@ -294,10 +294,7 @@ class _FileReads:
             return _UnitReads(owner, (), True, frozenset(found), False, aliases=aliases)
         if (isinstance(stmt, ast.Expr) and _is_name_string(stmt.value)) or type_checking_only(stmt):
             return _UnitReads(owner, (), True, frozenset(), False)  # it does nothing
-        if isinstance(stmt, FUNCTION_NODES):
-            plain = self.purity.function(stmt)
-        else:
-            plain = isinstance(stmt, ast.Pass) or self.purity.assignment(stmt)
+        plain = self.purity.statement(stmt)
         if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and _is_literal(stmt.value):
             found, dynamic = set(), False  # `__all__ = ["Cart"]` reads nothing
         else:
@@ -315,21 +312,7 @@ class _FileReads:
         """Whether the header of this file's class `name` only makes a class, given
         that the classes named in `plain_classes` are made plainly wherever they are."""
         node = self.classes.get(name)
-        if node is None or self.purity.hooks or node.keywords or node.decorator_list:
-            return False
-        if getattr(node, "type_params", None):
-            return False
-        for base in node.bases:
-            spelled = dotted(base)
-            if spelled is None:
-                return False
-            last = spelled.rsplit(".", 1)[-1]
-            if last in plain_classes or (last in self.classes and self.purity.plain_class(last)):
-                continue
-            if spelled in BUILTIN_CLASSES and spelled not in self.purity.shadowed:
-                continue
-            return False
-        return True
+        return node is not None and self.purity.plain_header(node, plain_classes)
 
 
 def _within(scope: str, def_scope: str) -> bool:
@@ -535,8 +518,16 @@ class Readers:
             for target in targets
         )
 
+    @functools.cached_property
+    def _names_by_file(self) -> dict[str, set[str]]:
+        names: dict[str, set[str]] = {}
+        for name, files in self._resolver.by_name.items():
+            for file in files:
+                names.setdefault(file, set()).add(name)
+        return names
+
     def _dotted_names(self, path: str) -> set[str]:
-        return {name for name, files in self._resolver.by_name.items() if path in files}
+        return self._names_by_file.get(path, set())
 
     def _named_elsewhere(self, path: str) -> bool:
         """Whether a string or a configuration file names the module: code tia cannot
