@@ -191,9 +191,14 @@ def test_the_monitoring_engine_records_each_context_a_function_runs_in_and_rearm
             assert {code.co_filename for code in recorder._hit} <= {str(root / "mod.py")}
     finally:
         recorder.stop()
-    lines = recorder.lines()
+    groups = recorder.lines()
+    lines = {ctx: {path: set().union(*g) for path, g in files.items()} for ctx, files in groups.items()}
     assert lines["S"] == {"mod.py": {1, 5}}  # the module body: its two def statements
     assert lines["a"] == {"mod.py": {2, 6}}
     assert lines["b"] == {"mod.py": {2}}
     assert "c" not in lines
     assert lines["d"] == {"mod.py": {2, 6}}
+    # A code object's lines are one object in every context it ran in: reduced once.
+    (f_lines,) = groups["b"]["mod.py"]
+    assert any(g is f_lines for g in groups["a"]["mod.py"])
+    assert any(g is f_lines for g in groups["d"]["mod.py"])

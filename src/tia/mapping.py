@@ -16,10 +16,14 @@ This module is pure: the plugin hands it what the recorder saw.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from tia.records import TEXT, Deps, RunFacts
 from tia.scopes import FileIndex
 from tia.values import FrozenValue
+
+if TYPE_CHECKING:
+    from tia.recorder import LineGroups
 
 SESSION = "S"
 TEST = "T:"
@@ -49,25 +53,34 @@ ScopesByContext = dict[str, dict[str, set[str]]]
 
 
 def scopes_by_context(
-    lines: dict[str, dict[str, set[int]]],
+    lines: LineGroups,
     reads: dict[str, set[str]],
     index_of: Callable[[str], FileIndex | None],
 ) -> ScopesByContext:
     """Turn executed lines into function scopes, and add the files each context read."""
     tables: dict[str, list[str | None]] = {}
+    # path -> id of a group -> its scopes: the monitoring engine's groups are code objects'
+    # lines, each met in many contexts (tens of thousands of times at a map of click).
+    reduced: dict[str, dict[int, set[str | None]]] = {}
     out: ScopesByContext = {}
     for ctx, files in lines.items():
         target = out.setdefault(ctx, {})
-        for path, linenos in files.items():
-            if path not in tables:
+        for path, groups in files.items():
+            table = tables.get(path)
+            if table is None:
                 index = index_of(path)
-                tables[path] = index.line_scopes() if index and not index.error else []
-            table = tables[path]
-            # A comprehension, not a loop of `add`: 400,000 lines at a map of click.
+                table = tables[path] = index.line_scopes() if index and not index.error else []
+                reduced[path] = {}
             size = len(table)
-            names = {table[line] for line in linenos if line < size}
+            cache = reduced[path]
+            names: set[str | None] = set()
+            for group in groups:
+                scopes = cache.get(id(group))
+                if scopes is None:
+                    scopes = cache[id(group)] = {table[line] for line in group if line < size}
+                names |= scopes
             names.discard(None)
-            target.setdefault(path, set()).update(names)
+            target.setdefault(path, set()).update(names)  # type: ignore[arg-type]
     for ctx, paths in reads.items():
         target = out.setdefault(ctx, {})
         for path in paths:

@@ -39,9 +39,13 @@ import shutil
 import sys
 import tempfile
 import warnings
+from collections.abc import Collection
 from pathlib import Path
 from types import CodeType, FrameType
 from typing import Any, NoReturn
+
+# context -> repository-relative path -> groups of executed line numbers (see `Recorder.lines`)
+LineGroups = dict[str, dict[str, list[Collection[int]]]]
 
 # A private reference, so a test that mocks os.path cannot reach the audit hook.
 _abspath = os.path.abspath
@@ -85,6 +89,9 @@ class Recorder:
         self._active = False
         self._subdir = ""
         self._saved_env: dict[str, str | None] = {}
+        # Absolute path -> repository-relative one (None outside it): asked for every
+        # context's files, thousands of times for the same few paths.
+        self._relatives: dict[str, str | None] = {}
         self.interrupted_by: str | None = None
         self._omit = [
             f"{root}/.tia/*",
@@ -111,8 +118,8 @@ class Recorder:
     def _stop_engine(self) -> None:
         raise NotImplementedError
 
-    def _engine_lines(self) -> dict[str, dict[str, set[int]]]:
-        """context -> absolute path -> line numbers, from this process."""
+    def _engine_lines(self) -> dict[str, dict[str, list[Collection[int]]]]:
+        """context -> absolute path -> groups of line numbers (see `lines`), from this process."""
         raise NotImplementedError
 
     def take_over(self) -> None:
@@ -160,37 +167,51 @@ class Recorder:
                 else:
                     os.environ[key] = value
 
-    def lines(self) -> dict[str, dict[str, set[int]]]:
-        """context -> repository-relative path -> executed line numbers."""
-        import coverage
+    def lines(self) -> LineGroups:
+        """context -> repository-relative path -> groups of executed line numbers.
 
-        out: dict[str, dict[str, set[int]]] = {}
-
-        def add(ctx: str, filename: str, linenos: Any) -> None:
-            rel = self._relative(filename)
-            if rel is not None:
-                out.setdefault(ctx, {}).setdefault(rel, set()).update(linenos)
-
+        A group the engine saw in several contexts (a code object's lines) is one object
+        in each, so that what is worked out from a group can be worked out once."""
+        out: LineGroups = {}
         for ctx, files in self._engine_lines().items():
-            for filename, linenos in files.items():
-                add(ctx, filename, linenos)
-        for path in sorted(Path(self._subdir).glob("sub.*")):
-            sub = coverage.CoverageData(str(path))
-            try:
-                sub.read()
-            except Exception:  # a subprocess killed while writing: keep what the others saw
-                continue
-            for filename in sub.measured_files():
-                for lineno, contexts in sub.contexts_by_lineno(filename).items():
-                    for ctx in contexts:
-                        add(ctx, filename, (lineno,))
+            target: dict[str, list[Collection[int]]] | None = None
+            for filename, groups in files.items():
+                rel = self._relative(filename)
+                if rel is not None:
+                    if target is None:
+                        target = out.setdefault(ctx, {})
+                    target.setdefault(rel, []).extend(groups)
+        subs = sorted(Path(self._subdir).glob("sub.*"))
+        if subs:
+            import coverage
+
+            for path in subs:
+                sub = coverage.CoverageData(str(path))
+                try:
+                    sub.read()
+                except Exception:  # a subprocess killed while writing: keep what the others saw
+                    continue
+                for filename in sub.measured_files():
+                    rel = self._relative(filename)
+                    if rel is None:
+                        continue
+                    by_context: dict[str, list[int]] = {}
+                    for lineno, contexts in sub.contexts_by_lineno(filename).items():
+                        for ctx in contexts:
+                            by_context.setdefault(ctx, []).append(lineno)
+                    for ctx, linenos in by_context.items():
+                        out.setdefault(ctx, {}).setdefault(rel, []).append(linenos)
         shutil.rmtree(self._subdir, ignore_errors=True)
         return out
 
     def _relative(self, path: str) -> str | None:
-        if not path.startswith(self._prefix):
-            return None
-        return Path(path[len(self._prefix) :]).as_posix()
+        try:
+            return self._relatives[path]
+        except KeyError:
+            pass
+        rel = Path(path[len(self._prefix) :]).as_posix() if path.startswith(self._prefix) else None
+        self._relatives[path] = rel
+        return rel
 
     def reads(self) -> dict[str, set[str]]:
         """context -> repository-relative paths of files opened for reading."""
@@ -349,13 +370,16 @@ class CoverageRecorder(Recorder):
         except Exception as exc:  # a coverage.py whose internals moved: its report lacks the tests
             print(f"tia: warning: could not share what tia measured with coverage.py: {exc}", file=sys.stderr)
 
-    def _engine_lines(self) -> dict[str, dict[str, set[int]]]:
-        out: dict[str, dict[str, set[int]]] = {}
+    def _engine_lines(self) -> dict[str, dict[str, list[Collection[int]]]]:
+        out: dict[str, dict[str, list[Collection[int]]]] = {}
         data = self._cov.get_data()
         for filename in data.measured_files():
+            by_context: dict[str, list[int]] = {}
             for lineno, contexts in data.contexts_by_lineno(filename).items():
                 for ctx in contexts:
-                    out.setdefault(ctx, {}).setdefault(filename, set()).add(lineno)
+                    by_context.setdefault(ctx, []).append(lineno)
+            for ctx, linenos in by_context.items():
+                out.setdefault(ctx, {})[filename] = [linenos]
         return out
 
 
@@ -472,24 +496,27 @@ class MonitoringRecorder(Recorder):
             monitoring.register_callback(tool, monitoring.events.PY_RESUME, None)
             monitoring.free_tool_id(tool)
 
-    def _engine_lines(self) -> dict[str, dict[str, set[int]]]:
-        body: dict[int, set[int]] = {}
-        out: dict[str, dict[str, set[int]]] = {}
+    def _engine_lines(self) -> dict[str, dict[str, list[Collection[int]]]]:
+        body: dict[int, frozenset[int]] = {}
+        out: dict[str, dict[str, list[Collection[int]]]] = {}
         for ctx, keys in self.entered.items():
+            files: dict[str, list[Collection[int]]] = {}
             for key in keys:
-                code, filename = self._wanted[key]
-                if key not in body:
-                    body[key] = _body_lines(code)
-                out.setdefault(ctx, {}).setdefault(filename, set()).update(body[key])  # type: ignore[arg-type]
+                lines = body.get(key)
+                if lines is None:
+                    lines = body[key] = _body_lines(self._wanted[key][0])
+                files.setdefault(self._wanted[key][1], []).append(lines)  # type: ignore[arg-type]
+            if files:
+                out[ctx] = files
         return out
 
 
-def _body_lines(code: CodeType) -> set[int]:
+def _body_lines(code: CodeType) -> frozenset[int]:
     """The lines of a code object's own instructions after its prologue (up to ``RESUME``):
     the lines coverage.py would report once the code runs, minus the ``def`` header a
     call does not execute."""
     body_start = _after_resume(code.co_code)
-    return {line for _, end, line in code.co_lines() if line and end > body_start}
+    return frozenset(line for _, end, line in code.co_lines() if line and end > body_start)
 
 
 _RESUME = dis.opmap.get("RESUME", -1)
