@@ -80,6 +80,14 @@ PROJECT = {
             def label(self):
                 return self.KIND.lower()
 
+            @property
+            def size(self):
+                return 1
+
+            @size.setter
+            def size(self, value):
+                pass
+
 
         def scale(x, by=2):
             return x * by
@@ -290,6 +298,14 @@ PROJECT = {
         def test_unrelated():
             assert rates.Base.__name__ == "Base"
         """,
+    "tests/test_scale.py": """
+        from app.derived import Special
+        from app.rates import scale
+
+
+        def test_scale_by_three():
+            assert scale(2, 3) == 6
+        """,
     "tests/test_collect.py": """
         import pytest
 
@@ -408,6 +424,11 @@ CASES: dict[str, dict[str, tuple[str | None, str | None]]] = {
     "class attribute read through a subclass elsewhere": {"app/rates.py": ('KIND = "Base"', 'KIND = "Kind"')},
     "property decorator": {"app/rates.py": ("    @property\n", "")},
     "default argument of an undecorated function": {"app/rates.py": ("by=2", "by=3")},
+    # Module-level changes that only rebind names, but make the module fail to import.
+    "property its setter needs": {"app/rates.py": ("    @property\n    def size", "    def size")},
+    "new constant that does not import": {"app/rates.py": ("RATE = 2", "RATE = 2\nTYPO = UNDEFINED")},
+    "removed constant another module imports": {"app/rates.py": ("RATE = 2\n", "")},
+    "constant another module cannot compute with": {"app/rates.py": ("RATE = 2", "RATE = None")},
     "constant handed to other code with its module": {"app/knobs.py": ("LEVEL = 1", "LEVEL = 2")},
     "class attribute a class-creation hook reads": {"app/plugins.py": ('NAME = "alpha"', 'NAME = "beta"')},
     "deleted module": {"app/settings.py": (None, None)},
@@ -490,7 +511,7 @@ def blind(mapped_blind: tuple[GitProject, Path, set[str]]) -> Iterator[GitProjec
 def test_the_project_passes_before_any_edit(mapped_blind: tuple[GitProject, Path, set[str]]) -> None:
     project, _, ran = mapped_blind
     assert pytest_truth(project) == set()
-    assert len(ran) == 31
+    assert len(ran) == 32
 
 
 @pytest.mark.parametrize(

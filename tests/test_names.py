@@ -91,6 +91,59 @@ def test_a_change_that_may_do_more_counts_as_the_whole_module(old: str, new: str
     assert rebinds(BASE, BASE.replace(old, new, 1)) is None
 
 
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("RATE = 2", "RATE = NOPE"),  # a NameError: the module no longer imports
+        ("RATE = 2\n", "RATE = 2\nNEW = NOPE\n"),
+        ("RATE = 2", "RATE = A"),  # bound, but only further down
+        ("RATE = 2", "RATE = 1 / 0"),
+        ("RATE = 2", "RATE = 2 ** 100000"),  # too much to work out: it may raise
+        ('"x"', '"("'),  # re.compile raises on it
+        ("A, B = 1, 2", "A, B = 1, 2, 3"),
+        ("A, B = 1, 2", "A, B = [1, *RATE]"),
+        ("LIMIT = 9", "LIMIT = RATE.real"),  # an attribute that may not exist
+        ("LIMIT = 9", "LIMIT = {RATE: 1}"),  # a key that may not hash
+        ("y=RATE", "y=MISSING"),
+        ("class Cart:", "class Cart(dict):"),  # new bases: new lookups, a new layout
+    ],
+)
+def test_a_change_that_may_raise_counts_as_the_whole_module(old: str, new: str) -> None:
+    assert rebinds(BASE, BASE.replace(old, new, 1)) is None
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "names"),
+    [
+        ("RATE = 2", "RATE = 60 * 60", {"RATE"}),
+        ("RATE = 2", "RATE = -1", {"RATE"}),
+        ("RATE = 2", 'RATE = frozenset({"a", "b"})', {"RATE"}),
+        ('re.compile("x")', 're.compile(r"\\d+", re.I | re.M)', {"PAT"}),
+        ("LIMIT = 9", "LIMIT = RATE", {"Cart", "LIMIT"}),  # bound above the class
+        ("LIMIT = 9", "LIMIT = {1: RATE, 'k': len}", {"Cart", "LIMIT"}),
+        ("A, B = 1, 2", "A, B = RATE, (1, 2)", {"A", "B"}),
+    ],
+)
+def test_a_change_that_cannot_raise_is_a_rebinding(old: str, new: str, names: set[str]) -> None:
+    assert rebinds(BASE, BASE.replace(old, new, 1)) == (frozenset(names), frozenset())
+
+
+def test_a_new_member_of_a_class_with_slots_may_fail_the_class() -> None:
+    old = "class Point:\n    __slots__ = ('x',)\n    ORIGIN = 0\n"
+    # `x = 1` conflicts with the slot: creating the class raises ValueError.
+    assert rebinds(old, old + "    x = 1\n") is None
+    assert rebinds(old, old.replace("ORIGIN = 0", "ORIGIN = 1")) == (
+        frozenset({"Point", "ORIGIN"}),
+        frozenset(),
+    )
+
+
+def test_what_may_raise_and_ran_before_may_stay() -> None:
+    # `re.compile(PATTERN)` ran without raising with this PATTERN; only LIMIT changed.
+    old = "import re\n\nPATTERN = 'x'\n\n\nclass Cart:\n    PAT = re.compile(PATTERN)\n    LIMIT = 9\n"
+    assert rebinds(old, old.replace("LIMIT = 9", "LIMIT = 8")) == (frozenset({"Cart", "LIMIT"}), frozenset())
+
+
 def test_a_class_creation_hook_anywhere_in_the_module_makes_its_classes_opaque() -> None:
     hooked = BASE + "\n\nclass Plugin:\n    def __init_subclass__(cls):\n        pass\n"
     assert rebinds(hooked, hooked.replace("LIMIT = 9", "LIMIT = 8")) is None
@@ -255,6 +308,90 @@ def test_code_that_reads_a_changed_class_attribute_counts_with_the_class() -> No
         "pkg/sizes.py": {"size_of": "SIZE"},
     }
     assert narrowed.classes == {"pkg/shapes.py": {"Box"}}
+
+
+def test_a_removed_name_read_at_import_time_fails_the_importers() -> None:
+    files = {
+        **PKG,
+        "pkg/rates.py": "def rate():\n    return 0\n\n\ndef other():\n    return 1\n",  # RATE is gone
+        "pkg/typed.py": "from pkg import rates\n\n\ndef f(x: rates.RATE) -> None:\n    pass\n",
+        "pkg/late.py": "def later():\n    from pkg.rates import RATE\n    return RATE\n",
+    }
+    narrowed = readers(files).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())
+    assert narrowed is not None
+    # `from pkg.rates import RATE` and an annotation that runs raise on import; a function
+    # that reads it raises only when it runs: its tests are selected as readers'.
+    assert narrowed.fallback == {"pkg/derived.py": "RATE", "pkg/typed.py": "RATE"}
+    assert narrowed.readers["pkg/late.py"] == {"later": "RATE"}
+
+
+def test_a_removed_property_its_setter_needs_fails_the_module() -> None:
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/cart.py": "class Cart:\n    def total(self):\n        return 1\n\n"
+        "    @total.setter\n    def total(self, value):\n        pass\n",
+    }
+    assert (
+        readers(files).narrow("pkg/cart.py", frozenset({"Cart", "total"}), frozenset({"Cart.total"})) is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("rate", "derived", "falls_back"),
+    [
+        ("RATE = 3", "INVERSE = 1 / R", False),  # works out with the new value
+        ("RATE = 0", "INVERSE = 1 / R", True),  # ZeroDivisionError on import
+        ("RATE = 'x'", "DOUBLE = R * 2", True),  # not known to work out: it may raise
+        ("RATE = 3", "DOUBLE = R * FACTOR", True),  # FACTOR's value is not known
+        ("RATE = 3", "FACTOR = 4\nDOUBLE = R * FACTOR", False),
+        ("RATE = 3", "OFFSET = R.real", True),  # an attribute of what is no class
+        ("RATE = [1]", "ROWS = {R: 1}", True),  # hashed: a list does not
+        ("RATE = 3", "ROWS = {R: 1}", False),
+        ("RATE = 3", "PAIR = (R, {'r': R})", False),  # stored only
+    ],
+)
+def test_import_time_code_that_operates_on_a_rebound_name_must_work_out(
+    rate: str, derived: str, falls_back: bool
+) -> None:
+    files = {
+        **PKG,
+        "pkg/rates.py": rate + "\n",
+        "pkg/derived.py": f"from pkg.rates import RATE as R\nfrom elsewhere import FACTOR\n{derived}\n",
+    }
+    narrowed = readers(files).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())
+    assert narrowed is not None
+    assert ("pkg/derived.py" in narrowed.fallback) is falls_back
+
+
+def test_an_attribute_of_a_changed_class_read_at_import_time_works_as_before() -> None:
+    files = {
+        **PKG,
+        "pkg/shapes.py": "class Box:\n    SIZE = 3\n",
+        "pkg/sizes.py": "from pkg.shapes import Box\n\nDEFAULT = Box.SIZE\n\n\nclass Big(Box):\n    pass\n",
+    }
+    narrowed = readers(files).narrow("pkg/shapes.py", frozenset({"Box", "SIZE"}), frozenset())
+    assert narrowed is not None
+    assert narrowed.fallback == {}
+
+
+def test_a_class_the_change_reaches_is_still_a_class_unless_the_name_is_also_a_value() -> None:
+    files = {
+        **PKG,
+        # Template's default reads RATE: the class is rebound, and made as before.
+        "pkg/env.py": "from pkg.rates import RATE\n\n\n"
+        "class Template:\n    def render(self, x=RATE):\n        return x\n",
+        "pkg/ext.py": "import typing as t\n\nfrom pkg import env\n\n\n"
+        "def f(x: t.Optional[env.Template]) -> None:\n    pass\n",
+    }
+    narrowed = readers(files).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())
+    assert narrowed is not None
+    assert "pkg/ext.py" not in narrowed.fallback
+    # Where the same name is also bound to a value the change reaches, it may be that one.
+    files["pkg/other.py"] = "from pkg.rates import RATE\n\nTemplate = [RATE]\n"
+    files["pkg/user.py"] = "from pkg.other import Template\n\nCOUNT = Template.count\n"
+    narrowed = readers(files).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())
+    assert narrowed is not None
+    assert narrowed.fallback["pkg/user.py"] == "Template"
 
 
 def test_unpickling_reads_every_name() -> None:

@@ -23,6 +23,10 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
+import hashlib
+import operator
+import re
 from collections import Counter
 from collections.abc import Callable, Collection
 from typing import Any
@@ -31,7 +35,7 @@ from tia.values import FrozenValue
 
 FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
 # Stored with every index's units: change it whenever what counts as pure changes.
-UNITS_VERSION = 1
+UNITS_VERSION = 2
 
 # Callables whose result depends only on their arguments and whose call changes
 # nothing else, written as the code spells them.
@@ -83,12 +87,21 @@ class Unit(FrozenValue):
         names: the names it binds; a class header binds the class's name.
         pure: running it can do nothing but bind `names` (see the module docstring).
         scope: for a def, the qualified name of its body's scope; else ``""``.
+        risks: fingerprints of the parts of what it runs at import time that may raise
+            (see `_Risks`); empty for a unit that is not pure.
     """
 
-    __slots__ = ("fp", "kind", "names", "owner", "pure", "scope")
+    __slots__ = ("fp", "kind", "names", "owner", "pure", "risks", "scope")
 
     def __init__(
-        self, kind: str, owner: str, fp: str, names: tuple[str, ...], pure: bool, scope: str = ""
+        self,
+        kind: str,
+        owner: str,
+        fp: str,
+        names: tuple[str, ...],
+        pure: bool,
+        scope: str = "",
+        risks: tuple[str, ...] = (),
     ) -> None:
         self.kind = kind
         self.owner = owner
@@ -96,15 +109,16 @@ class Unit(FrozenValue):
         self.names = names
         self.pure = pure
         self.scope = scope
+        self.risks = risks
 
     def to_json(self) -> list[Any]:
-        return [self.kind, self.owner, self.fp, list(self.names), self.pure, self.scope]
+        return [self.kind, self.owner, self.fp, list(self.names), self.pure, self.scope, list(self.risks)]
 
     @classmethod
     def from_json(cls, data: Any) -> Unit:
         if not (
             isinstance(data, list)
-            and len(data) == 6
+            and len(data) == 7
             and data[0] in ("class", "def", "stmt")
             and isinstance(data[1], str)
             and isinstance(data[2], str)
@@ -112,9 +126,11 @@ class Unit(FrozenValue):
             and all(isinstance(n, str) for n in data[3])
             and isinstance(data[4], bool)
             and isinstance(data[5], str)
+            and isinstance(data[6], list)
+            and all(isinstance(r, str) for r in data[6])
         ):
             raise ValueError("malformed file index: units")
-        return cls(data[0], data[1], data[2], tuple(data[3]), data[4], data[5])
+        return cls(data[0], data[1], data[2], tuple(data[3]), data[4], data[5], tuple(data[6]))
 
 
 def postponed_annotations(tree: ast.Module) -> bool:
@@ -296,20 +312,29 @@ def units_of(tree: ast.Module, fp: Callable[[ast.stmt], str]) -> list[Unit]:
     """The units of a module (see the module docstring), in order.  `fp` fingerprints
     what a statement runs at import time, as the module's fingerprint sees it."""
     purity = Purity(tree)
+    risks = _Risks(purity.postponed, ModuleNames(tree, purity))
+    bound = set(_MODULE_NAMES)  # the module's names bound so far, as its statements run
     units: list[Unit] = []
 
-    def unit(stmt: ast.stmt, owner: str) -> Unit:
-        if isinstance(stmt, FUNCTION_NODES):
-            scope = f"{owner}.{stmt.name}" if owner else stmt.name
-            return Unit("def", owner, fp(stmt), (stmt.name,), purity.function(stmt), scope)
+    def unit(stmt: ast.stmt, owner: str, visible: set[str], slotted: bool = False) -> Unit:
         if isinstance(stmt, ast.Pass) or type_checking_only(stmt):
             return Unit("stmt", owner, fp(stmt), (), True)
         # A nested class is one opaque member: `statement` finds it impure.
-        return Unit("stmt", owner, fp(stmt), binds(stmt), purity.statement(stmt))
+        pure = purity.statement(stmt)
+        # A change to an impure unit is the whole module's: its risks do not matter.
+        found = risks.of(stmt, visible) if pure else ()
+        if slotted and pure:
+            # A class attribute named in `__slots__` fails the class: a new member may.
+            found += (_fingerprint(ast.Tuple(elts=[ast.Constant(n) for n in binds(stmt)], ctx=ast.Load())),)
+        if isinstance(stmt, FUNCTION_NODES):
+            scope = f"{owner}.{stmt.name}" if owner else stmt.name
+            return Unit("def", owner, fp(stmt), (stmt.name,), pure, scope, found)
+        return Unit("stmt", owner, fp(stmt), binds(stmt), pure, "", found)
 
     for stmt in tree.body:
         if not isinstance(stmt, ast.ClassDef):
-            units.append(unit(stmt, ""))
+            units.append(unit(stmt, "", bound))
+            bound |= bound_anywhere(stmt)
             continue
         body = stmt.body
         stmt.body = []
@@ -317,9 +342,283 @@ def units_of(tree: ast.Module, fp: Callable[[ast.stmt], str]) -> list[Unit]:
             header = fp(stmt)
         finally:
             stmt.body = body
-        units.append(Unit("class", "", header, (stmt.name,), purity.plain_class(stmt.name)))
-        units.extend(unit(member, stmt.name) for member in body)
+        plain = purity.plain_class(stmt.name)
+        found = risks.of(stmt, bound) if plain else ()
+        units.append(Unit("class", "", header, (stmt.name,), plain, "", found))
+        # A class body sees the module's names and its own, as they are bound.
+        visible = bound | _CLASS_NAMES
+        slotted = any("__slots__" in bound_anywhere(member) for member in body)
+        for member in body:
+            units.append(unit(member, stmt.name, visible, slotted))
+            visible |= bound_anywhere(member)
+        bound.add(stmt.name)
     return units
+
+
+# Names a module, or a class body, has before any of its statements runs.
+_MODULE_NAMES = frozenset(
+    {
+        "__name__", "__file__", "__doc__", "__spec__", "__loader__", "__package__",
+        "__builtins__", "__path__", "__cached__",
+    }
+)  # fmt: skip
+_CLASS_NAMES = frozenset({"__module__", "__qualname__"})
+_BUILTIN_NAMES = frozenset(dir(builtins))
+
+
+def bound_anywhere(stmt: ast.stmt) -> set[str]:
+    """Every name a statement may bind where it runs (not in the bodies of the defs,
+    classes and lambdas it holds): assignments, imports, ``except ... as``, defs and
+    classes, also inside ``if``, ``try``, ``with`` and loops."""
+    found: set[str] = set()
+    stack: list[ast.AST] = [stmt]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (*FUNCTION_NODES, ast.ClassDef)):
+            found.add(node.name)
+            stack.extend(node.decorator_list)
+            continue
+        if isinstance(node, ast.Lambda):
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            found.add(node.id)
+        elif isinstance(node, ast.alias):
+            found.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and node.name:
+            found.add(node.name)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            found.add(node.rest)
+        stack.extend(ast.iter_child_nodes(node))
+    return found
+
+
+class _Risks:
+    """The parts of a pure unit's import-time code that may raise, as fingerprints.
+
+    Running a pure unit binds names, or raises: then importing its module fails, and
+    with it every test that imports the module.  Literals, containers of literals,
+    names bound before the unit runs, lambdas, and arithmetic and `_EVALUABLE` calls on
+    literals that work out here cannot raise; anything else may (an attribute, a
+    subscript, a call, an operator on names, unpacking, a class's bases), and is kept
+    as the fingerprint of its whole subtree.  The same subtree in the unit's old
+    version ran without raising, on the same names: only a rebound name can make it
+    raise now, and `tia.names` counts such uses of a rebound name as the module's.
+    """
+
+    def __init__(self, postponed: bool, names: ModuleNames) -> None:
+        self.postponed = postponed
+        self.names = names
+
+    def of(self, stmt: ast.stmt, bound: Collection[str]) -> tuple[str, ...]:
+        found: list[ast.AST] = []
+        expr = functools.partial(self._expr, bound=bound, found=found)
+        if isinstance(stmt, ast.Assign):
+            expr(stmt.value)
+            if not all(unpacks(t, stmt.value) for t in stmt.targets):
+                found.append(stmt)  # unpacking: a count or an iteration that may not fit
+        elif isinstance(stmt, ast.AnnAssign):
+            if stmt.value is not None:
+                expr(stmt.value)
+            if not self.postponed and isinstance(stmt.target, ast.Name):
+                expr(stmt.annotation)
+            if not isinstance(stmt.target, ast.Name):
+                found.append(stmt)
+        elif isinstance(stmt, ast.ClassDef):
+            for decorator in stmt.decorator_list:
+                expr(decorator)
+            if stmt.bases or stmt.keywords:
+                # Bases decide the layout, the order of lookups, where each attribute is.
+                found.append(ast.Tuple(elts=[*stmt.bases, *stmt.keywords], ctx=ast.Load()))
+        elif isinstance(stmt, FUNCTION_NODES):
+            for decorator in stmt.decorator_list:
+                expr(decorator)
+            args = stmt.args
+            for default in [*args.defaults, *args.kw_defaults]:
+                if default is not None:
+                    expr(default)
+            if not self.postponed:
+                every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
+                for annotation in [*(a.annotation for a in every if a is not None), stmt.returns]:
+                    if annotation is not None:
+                        expr(annotation)
+        else:
+            found.append(stmt)
+        return tuple(dict.fromkeys(_fingerprint(node) for node in found))
+
+    def _expr(self, node: ast.expr, bound: Collection[str], found: list[ast.AST]) -> None:
+        if isinstance(node, ast.Constant):
+            return
+        if isinstance(node, ast.Name):
+            if node.id not in bound and not self.names.is_builtin(node.id):
+                found.append(node)  # it may not be bound yet: a NameError
+            return
+        if isinstance(node, (ast.Tuple, ast.List)):
+            for element in node.elts:
+                if isinstance(element, ast.Starred):
+                    found.append(element)  # iterating may raise
+                else:
+                    self._expr(element, bound, found)
+            return
+        if isinstance(node, ast.Lambda):  # its body runs when called
+            for default in [*node.args.defaults, *node.args.kw_defaults]:
+                if default is not None:
+                    self._expr(default, bound, found)
+            return
+        if isinstance(node, ast.Dict) and all(k is not None and _is_constant(k) for k in node.keys):
+            for value in node.values:
+                self._expr(value, bound, found)
+            return
+        try:
+            self.names.value(node)
+        except NoValue:
+            found.append(node)
+
+
+class ModuleNames:
+    """What a module's names are, as far as tia can tell without running it: which are
+    the standard modules or builtins of that name, and the value of expressions made of
+    literals (see `value`)."""
+
+    def __init__(self, tree: ast.Module, purity: Purity) -> None:
+        modules, imported = _imports(tree)
+        self.modules = modules  # names bound by `import NAME` only: those modules
+        self.taken = purity.shadowed | imported  # names bound otherwise
+
+    def is_module(self, name: str) -> bool:
+        return name in self.modules and name not in self.taken
+
+    def is_builtin(self, name: str) -> bool:
+        return name in _BUILTIN_NAMES and name not in self.taken and name not in self.modules
+
+    def value(self, node: ast.expr, known: dict[str, Any] | None = None) -> Any:
+        """The value of an expression of literals, arithmetic, `_EVALUABLE` calls and the
+        names in `known` (``-1``, ``60 * 60``, ``1 << 20``, ``frozenset({"a"})``,
+        ``re.compile("x+")``, ``KB * 1024``); `NoValue` if it holds anything else, or
+        raises here as it would at import."""
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, ast.Name):
+            if known is None or node.id not in known:
+                raise NoValue
+            return known[node.id]
+        if isinstance(node, ast.Attribute):
+            flag = _RE_FLAGS.get(dotted(node) or "")
+            if flag is None or not self.is_module("re"):
+                raise NoValue
+            return flag
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            values = [self.value(e, known) for e in node.elts]
+            make = {ast.Tuple: tuple, ast.List: list, ast.Set: set}[type(node)]
+            return _guarded(lambda: make(values))
+        if isinstance(node, ast.Dict):
+            if any(k is None for k in node.keys):
+                raise NoValue
+            keys = [self.value(k, known) for k in node.keys]  # type: ignore[arg-type]
+            values = [self.value(v, known) for v in node.values]
+            return _guarded(lambda: dict(zip(keys, values, strict=True)))
+        if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+            operand = self.value(node.operand, known)
+            return _guarded(lambda: _UNARY[type(node.op)](operand))
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+            left, right = self.value(node.left, known), self.value(node.right, known)
+            numbers = isinstance(left, _NUMBERS) and isinstance(right, _NUMBERS)
+            # Keep the work small: no huge powers or shifts, no repeated sequences.
+            if isinstance(node.op, (ast.Pow, ast.LShift)) and not (
+                numbers and abs(right) <= 64 and abs(left) <= _BIG
+            ):
+                raise NoValue
+            if isinstance(node.op, ast.Mult) and not numbers:
+                raise NoValue
+            return _guarded(lambda: _BINARY[type(node.op)](left, right))
+        if isinstance(node, ast.Call):
+            name = dotted(node.func)
+            args = [self.value(a, known) for a in node.args]
+            kwargs = {k.arg: self.value(k.value, known) for k in node.keywords if k.arg}
+            if len(kwargs) < len(node.keywords) or any(isinstance(a, int) and abs(a) > _BIG for a in args):
+                raise NoValue
+            if name in _EVALUABLE and self.is_builtin(name):
+                return _guarded(lambda: _EVALUABLE[name](*args, **kwargs))  # type: ignore[index]
+            if name == "re.compile" and self.is_module("re"):
+                return _guarded(lambda: re.compile(*args, **kwargs))
+        raise NoValue
+
+
+def _imports(tree: ast.Module) -> tuple[set[str], set[str]]:
+    """The names the module's own imports bind (not its functions'): those bound only by
+    ``import NAME``, each that module; and those bound by any other import."""
+    modules: set[str] = set()
+    others: set[str] = set()
+    stack: list[ast.AST] = list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (*FUNCTION_NODES, ast.ClassDef, ast.expr)):
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                bound = (alias.asname or alias.name).split(".")[0]
+                plain = isinstance(node, ast.Import) and (alias.asname is None or alias.asname == alias.name)
+                (modules if plain else others).add(bound)
+        stack.extend(ast.iter_child_nodes(node))
+    return modules - others, others
+
+
+def _is_constant(node: ast.expr) -> bool:
+    """A literal that hashes: a constant or a tuple of them."""
+    if isinstance(node, ast.Constant):
+        return True
+    return isinstance(node, ast.Tuple) and all(_is_constant(e) for e in node.elts)
+
+
+def _fingerprint(node: ast.AST) -> str:
+    return hashlib.blake2b(ast.dump(node).encode("utf-8"), digest_size=8).hexdigest()
+
+
+def unpacks(target: ast.expr, value: ast.expr) -> bool:
+    """Whether assigning `value` to `target` cannot fail: a name, or a tuple of targets
+    given a display of as many values (``A, B = 1, 2``)."""
+    if isinstance(target, ast.Name):
+        return True
+    if isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, (ast.Tuple, ast.List)):
+        return (
+            len(target.elts) == len(value.elts)
+            and not any(isinstance(v, ast.Starred) for v in value.elts)
+            and all(unpacks(t, v) for t, v in zip(target.elts, value.elts, strict=True))
+        )
+    return False
+
+
+class NoValue(Exception):
+    """The expression's value is not known to tia (`ModuleNames.value`)."""
+
+
+_BINARY: dict[type, Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+    ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
+    ast.Pow: operator.pow, ast.LShift: operator.lshift, ast.RShift: operator.rshift,
+    ast.BitOr: operator.or_, ast.BitAnd: operator.and_, ast.BitXor: operator.xor,
+}  # fmt: skip
+_UNARY: dict[type, Callable[[Any], Any]] = {
+    ast.USub: operator.neg,
+    ast.UAdd: operator.pos,
+    ast.Invert: operator.invert,
+    ast.Not: operator.not_,
+}
+# Builtins that make a value of literals and do nothing else, and that no literal of
+# a source file's size can keep busy long or make hold much memory (not `bytes(10**9)`).
+_EVALUABLE: dict[str, Callable[..., Any]] = {
+    name: getattr(builtins, name)
+    for name in ("frozenset", "set", "tuple", "list", "dict", "int", "str", "float", "bool", "complex")
+}
+_NUMBERS = (int, float, bool)
+_RE_FLAGS = {f"re.{name}": flag for name, flag in re.RegexFlag.__members__.items()}
+_BIG = 2**64
+
+
+def _guarded(make: Callable[[], Any]) -> Any:
+    try:
+        return make()
+    except Exception:
+        raise NoValue from None
 
 
 def changed_names(old: list[Unit], new: list[Unit]) -> tuple[frozenset[str], frozenset[str]] | None:
@@ -333,6 +632,7 @@ def changed_names(old: list[Unit], new: list[Unit]) -> tuple[frozenset[str], fro
     common = Counter(keys_old) & Counter(keys_new)
     changed: list[Unit] = []
     kept: list[list[tuple[str, str, str]]] = []
+    gone: dict[tuple[str, str, tuple[str, ...]], set[str]] = {}  # the old units' risks
     for units, keys in ((old, keys_old), (new, keys_new)):
         left = Counter(common)
         sequence = []
@@ -340,8 +640,13 @@ def changed_names(old: list[Unit], new: list[Unit]) -> tuple[frozenset[str], fro
             if left[key]:
                 left[key] -= 1
                 sequence.append(key)
-            else:
-                changed.append(u)
+                continue
+            changed.append(u)
+            if units is old:
+                gone.setdefault((u.kind, u.owner, u.names), set()).update(u.risks)
+            elif not gone.get((u.kind, u.owner, u.names), set()).issuperset(u.risks):
+                # It may raise where the old version ran: `A.B`, `1 / X`, a new name.
+                return None
         kept.append(sequence)
     if kept[0] != kept[1] or not changed:
         return None

@@ -33,8 +33,19 @@ import functools
 import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
-from tia.bindings import FUNCTION_NODES, Purity, binds, dotted, type_checking_only
+from tia.bindings import (
+    FUNCTION_NODES,
+    ModuleNames,
+    NoValue,
+    Purity,
+    binds,
+    bound_anywhere,
+    dotted,
+    type_checking_only,
+    unpacks,
+)
 from tia.imports import ModuleResolver
 from tia.scopes import ScopeCollector, is_cached
 from tia.values import FrozenValue
@@ -213,6 +224,15 @@ def _annotation(node: ast.expr) -> list[ast.AST]:
     return [n for n in ast.walk(node) if isinstance(n, (ast.Name, ast.Attribute))]
 
 
+def _assigned(stmt: ast.stmt) -> list[str]:
+    """The names a module-level ``NAME = value`` (or ``A = B = value``, ``NAME: T = value``) binds."""
+    if isinstance(stmt, ast.Assign) and all(isinstance(t, ast.Name) for t in stmt.targets):
+        return [t.id for t in stmt.targets]  # type: ignore[attr-defined]
+    if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
+        return [stmt.target.id]
+    return []
+
+
 def _is_literal(node: ast.AST | None) -> bool:
     """A constant, or a container of constants: it reads no name, whatever its strings say."""
     if isinstance(node, ast.Constant):
@@ -230,10 +250,22 @@ class _UnitReads(FrozenValue):
     """A module-level unit (see `tia.bindings`) of the current version of a file.
 
     ``aliases`` is set for an import: (imported name, name bound) pairs; ``scope``
-    for a def: the qualified name of its body.
+    for a def: the qualified name of its body.  ``uses``: how a pure unit's
+    import-time code uses what it reads (`_Uses`); ``node``: its statement.
     """
 
-    __slots__ = ("aliases", "dynamic", "header", "mentions", "names", "owner", "plain", "scope")
+    __slots__ = (
+        "aliases",
+        "dynamic",
+        "header",
+        "mentions",
+        "names",
+        "node",
+        "owner",
+        "plain",
+        "scope",
+        "uses",
+    )
 
     def __init__(
         self,
@@ -245,6 +277,8 @@ class _UnitReads(FrozenValue):
         header: bool = False,
         aliases: tuple[tuple[str, str], ...] | None = None,
         scope: str = "",
+        uses: _Uses | None = None,
+        node: ast.stmt | None = None,
     ) -> None:
         self.owner = owner
         self.names = names
@@ -254,6 +288,8 @@ class _UnitReads(FrozenValue):
         self.header = header
         self.aliases = aliases
         self.scope = scope
+        self.uses = _NO_USES if uses is None else uses
+        self.node = node
 
 
 class _FileReads:
@@ -262,6 +298,7 @@ class _FileReads:
     def __init__(self, tree: ast.Module) -> None:
         self.tree = tree
         self.purity = Purity(tree)
+        self.names = ModuleNames(tree, self.purity)
         postponed = self.purity.postponed
         collector = ScopeCollector()
         collector.statements(tree.body)
@@ -275,7 +312,12 @@ class _FileReads:
                 found, dynamic = mentions(
                     _runs([*stmt.decorator_list, *stmt.bases, *stmt.keywords], not postponed)
                 )
-                self.units.append(_UnitReads("", (stmt.name,), False, frozenset(found), dynamic, header=True))
+                uses = _Uses(not postponed).header(stmt)
+                self.units.append(
+                    _UnitReads(
+                        "", (stmt.name,), False, frozenset(found), dynamic, header=True, uses=uses, node=stmt
+                    )
+                )
                 self.units.extend(self._unit(member, stmt.name) for member in stmt.body)
             else:
                 self.units.append(self._unit(stmt, ""))
@@ -306,13 +348,111 @@ class _FileReads:
         scope = ""
         if isinstance(stmt, FUNCTION_NODES):
             scope = f"{owner}.{stmt.name}" if owner else stmt.name
-        return _UnitReads(owner, binds(stmt), plain, frozenset(found), dynamic, scope=scope)
+        uses = _Uses(not self.purity.postponed).statement(stmt) if plain else None
+        return _UnitReads(
+            owner, binds(stmt), plain, frozenset(found), dynamic, scope=scope, uses=uses, node=stmt
+        )
 
     def plain_header(self, name: str, plain_classes: set[str]) -> bool:
         """Whether the header of this file's class `name` only makes a class, given
         that the classes named in `plain_classes` are made plainly wherever they are."""
         node = self.classes.get(name)
         return node is not None and self.purity.plain_header(node, plain_classes)
+
+
+class _Uses:
+    """How a pure unit's import-time code uses the names it reads.
+
+    Attributes:
+        evaluated: every name it reads, annotations that run included.
+        operated: the names whose value it does more with than store it: ``RATE`` in
+            ``RATE * 2``, ``total`` in ``total.setter``, ``Cart`` in ``Cart.LIMIT``,
+            ``Optional[Cart]`` and ``class Special(Cart)``, both in ``Cart.LIMIT + 1``.
+            For another value, that may raise; for a class made as before it does not
+            (what differs is its attributes' values, and reading one as more than a
+            stored value operates on it in turn).
+    """
+
+    def __init__(self, annotations: bool) -> None:
+        self.annotations = annotations  # evaluated when the def or assignment runs
+        self.evaluated: set[str] = set()
+        self.operated: set[str] = set()
+
+    def statement(self, stmt: ast.stmt) -> _Uses:
+        if isinstance(stmt, ast.Assign):
+            if all(unpacks(t, stmt.value) for t in stmt.targets):
+                self._stored(stmt.value)
+            else:
+                self._operated(stmt.value)  # unpacking iterates it
+        elif isinstance(stmt, ast.AnnAssign):
+            if stmt.value is not None:
+                self._stored(stmt.value)
+            if self.annotations:
+                self._stored(stmt.annotation)
+        elif isinstance(stmt, ast.AugAssign):
+            self._operated(stmt.target)
+            self._operated(stmt.value)
+        elif isinstance(stmt, FUNCTION_NODES):
+            for decorator in stmt.decorator_list:
+                self._operated(decorator)  # called with the function
+            args = stmt.args
+            for default in [*args.defaults, *args.kw_defaults]:
+                if default is not None:
+                    self._stored(default)
+            if self.annotations:
+                every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
+                for annotation in [*(a.annotation for a in every if a is not None), stmt.returns]:
+                    if annotation is not None:
+                        self._stored(annotation)
+        return self
+
+    def header(self, stmt: ast.ClassDef) -> _Uses:
+        for node in [*stmt.bases, *stmt.decorator_list, *stmt.keywords]:
+            self._operated(node)
+        return self
+
+    def _stored(self, node: ast.expr) -> None:
+        """`node`'s value is only stored (bound, held in a display, a default)."""
+        if isinstance(node, ast.Constant):
+            return
+        if isinstance(node, ast.Name):
+            self.evaluated.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            self.evaluated.add(node.attr)
+            self._operated(node.value)
+        elif isinstance(node, (ast.Tuple, ast.List)):
+            for element in node.elts:
+                self._stored(element)
+        elif isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values, strict=True):
+                if key is None:
+                    self._operated(value)  # `**mapping`
+                else:
+                    self._operated(key)  # hashed
+                    self._stored(value)
+        elif isinstance(node, ast.Lambda):  # its body runs when called: its readers see that
+            for default in [*node.args.defaults, *node.args.kw_defaults]:
+                if default is not None:
+                    self._stored(default)
+        else:
+            self._operated(node)
+
+    def _operated(self, node: ast.AST) -> None:
+        """Everything `node` reads is operated on (called, hashed, iterated...)."""
+        stack = [node]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, (ast.Name, ast.Attribute)):
+                name = node.id if isinstance(node, ast.Name) else node.attr
+                self.operated.add(name)
+                self.evaluated.add(name)
+            if isinstance(node, ast.Lambda):
+                stack.extend(d for d in [*node.args.defaults, *node.args.kw_defaults] if d is not None)
+            else:
+                stack.extend(ast.iter_child_nodes(node))
+
+
+_NO_USES = _Uses(False)
 
 
 def _within(scope: str, def_scope: str) -> bool:
@@ -362,6 +502,8 @@ class Readers:
         self._texts: dict[str, bytes] = {}
         self._files: dict[str, _FileReads | None] = {}
         self._results: dict[tuple[str, frozenset[str], frozenset[str]], Narrowing | None] = {}
+        self._folded: dict[str, tuple[dict[str, Any], set[int]]] = {}
+        self._folding: set[str] = set()
 
     @functools.cached_property
     def _resolver(self) -> ModuleResolver:
@@ -408,6 +550,12 @@ class Readers:
                     members.setdefault(name, set()).add(unit.owner)
         plain = set(names) - members.keys()
         classes: dict[str, set[str]] = {path: {c for owners in members.values() for c in owners}}
+        # Names the change unbinds: reading one at import time raises.
+        removed = names - {n for u in changed.units for n in u.names}
+        # Classes, and nothing else, by these names: reading an attribute of one, or
+        # deriving from it, works as before (its bases are unchanged: `tia.bindings`).
+        made = {c for c in changed.classes if all(u.header for u in changed.units if c in u.names)}
+        valued = set(names) - made  # rebound names that may be bound to something else
         hits: dict[str, dict[str, set[str]]] = {}
         runs: dict[str, dict[str, str]] = {}  # scopes whose def changed or reads a rebound default
         fallback: dict[str, str] = {}
@@ -443,13 +591,24 @@ class Readers:
                         reads_what = ANY if dynamic == MODULES or holds else ATTRIBUTES
                         hits.setdefault(file, {}).setdefault(scope, set()).add(reads_what)
                 for unit in reads.units:
+                    # Code that runs at import and may raise now: the file's importers fail.
+                    risky = (unit.mentions | unit.uses.evaluated) & removed
+                    operated = unit.uses.operated & batch - (made - valued)
+                    if operated and id(unit.node) not in self._values(file)[1]:
+                        risky = risky or operated
+                    if risky:
+                        fallback.setdefault(file, min(risky))
+                        continue
                     hit = unit.mentions & batch
                     if not hit and not (unit.dynamic and first_dynamic):
                         continue
                     name = min(hit) if hit else ANY
                     if unit.aliases is not None:
-                        grown.update(bound for imported, bound in unit.aliases if imported in batch)
-                        plain.update(bound for imported, bound in unit.aliases if imported in batch)
+                        for imported, bound in unit.aliases:
+                            if imported in batch:
+                                grown.add(bound)
+                                plain.add(bound)
+                                (made if imported in made else valued).add(bound)
                         continue
                     if unit.header:
                         if not reads.plain_header(unit.names[0], plain_classes):
@@ -457,13 +616,17 @@ class Readers:
                             continue
                         plain_classes.add(unit.names[0])
                         classes.setdefault(file, set()).add(unit.names[0])
+                        made.add(unit.names[0])
                     elif not unit.plain or unit.dynamic:
                         fallback.setdefault(file, name)
                         continue
                     grown.update(unit.names)
+                    if not unit.header:
+                        valued.update(unit.names)
                     if unit.owner:
                         grown.add(unit.owner)
                         plain.add(unit.owner)
+                        made.add(unit.owner)  # a class of a file that did not change
                         classes.setdefault(file, set()).add(unit.owner)
                         for member in unit.names:
                             members.setdefault(member, set()).add(unit.owner)
@@ -498,6 +661,65 @@ class Readers:
             # at import time; it made every constant's change select every test.)
             attribute_readers = {}
         return Narrowing(readers, fallback, attribute_readers, classes)
+
+    def _values(self, file: str) -> tuple[dict[str, Any], set[int]]:
+        """The values of the file's module-level names once it ran, where tia can work
+        them out (literals, arithmetic on them, names imported from files where it can:
+        `ModuleNames.value`), and the ids of its module-level assignments whose value it
+        worked out: those run without raising, whatever names they read."""
+        if file in self._folding:
+            return {}, set()  # an import cycle: nothing is known for sure
+        if file not in self._folded:
+            self._folding.add(file)
+            try:
+                self._folded[file] = self._fold(file)
+            finally:
+                self._folding.discard(file)
+        return self._folded[file]
+
+    def _fold(self, file: str) -> tuple[dict[str, Any], set[int]]:
+        known: dict[str, Any] = {}
+        folded: set[int] = set()
+        reads = self._parsed(file)
+        if reads is None:
+            return known, folded
+        for stmt in reads.tree.body:
+            if isinstance(stmt, ast.ImportFrom):
+                source = self._imported_file(file, stmt)
+                values = self._values(source)[0] if source else {}
+                for alias in stmt.names:
+                    bound = alias.asname or alias.name
+                    if alias.name in values:
+                        known[bound] = values[alias.name]
+                    else:
+                        known.pop(bound, None)
+                continue
+            targets = _assigned(stmt)
+            if targets:
+                try:
+                    value = reads.names.value(stmt.value, known)  # type: ignore[attr-defined]
+                except NoValue:
+                    pass
+                else:
+                    folded.add(id(stmt))
+                    known.update(dict.fromkeys(targets, value))
+                    continue
+            for name in bound_anywhere(stmt):
+                known.pop(name, None)
+        return known, folded
+
+    def _imported_file(self, importer: str, node: ast.ImportFrom) -> str | None:
+        """The file of the module a ``from ... import`` imports from, if tia can tell."""
+        if node.level:
+            base = importer
+            for _ in range(node.level):
+                base = base.rsplit("/", 1)[0] if "/" in base else ""
+            stem = "/".join(filter(None, [base, *(node.module or "").split(".")]))
+            candidates = {f"{stem}.py", f"{stem}/__init__.py" if stem else "__init__.py"}
+            found = candidates & self._resolver.files
+        else:
+            found = self._resolver.by_name.get(node.module or "", set())
+        return next(iter(found)) if len(found) == 1 else None
 
     def _holds_module(self, file: str, path: str) -> bool:
         """Whether `file` imports the module `path`, or a package above it, as an object."""
