@@ -28,7 +28,7 @@ import hashlib
 import operator
 import re
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from tia.values import FrozenValue
@@ -168,20 +168,19 @@ def dotted(node: ast.AST) -> str | None:
 class Purity:
     """Decides whether expressions and statements of one module are pure."""
 
-    def __init__(self, tree: ast.Module) -> None:
+    def __init__(self, tree: ast.Module, nodes: Iterable[ast.AST] | None = None) -> None:
+        """`nodes`: every node of `tree` (`ast.walk`), when the caller has them already."""
         # A call of `set` is not the builtin's where the module binds `set` itself.
-        self.shadowed = {
-            n.id
-            for stmt in tree.body
-            if not isinstance(stmt, (ast.Import, ast.ImportFrom))
-            for n in ast.walk(stmt)
-            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
-        } | {s.name for s in tree.body if isinstance(s, (*FUNCTION_NODES, ast.ClassDef))}
-        self.hooks = any(
-            (isinstance(n, FUNCTION_NODES) and n.name in _CLASS_HOOKS)
-            or (isinstance(n, ast.ClassDef) and any(k.arg == "metaclass" for k in n.keywords))
-            for n in ast.walk(tree)
-        )
+        self.shadowed = {s.name for s in tree.body if isinstance(s, (*FUNCTION_NODES, ast.ClassDef))}
+        self.hooks = False
+        for n in ast.walk(tree) if nodes is None else nodes:
+            if isinstance(n, ast.Name):
+                if isinstance(n.ctx, ast.Store):
+                    self.shadowed.add(n.id)
+            elif isinstance(n, FUNCTION_NODES):
+                self.hooks = self.hooks or n.name in _CLASS_HOOKS
+            elif isinstance(n, ast.ClassDef):
+                self.hooks = self.hooks or any(k.arg == "metaclass" for k in n.keywords)
         self.classes = {s.name: s for s in tree.body if isinstance(s, ast.ClassDef)}
         self.postponed = postponed_annotations(tree)
         self._plain: dict[str, bool] = {}
@@ -308,10 +307,13 @@ def binds(stmt: ast.stmt) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def units_of(tree: ast.Module, fp: Callable[[ast.stmt], str]) -> list[Unit]:
+def units_of(
+    tree: ast.Module, fp: Callable[[ast.stmt], str], nodes: Iterable[ast.AST] | None = None
+) -> list[Unit]:
     """The units of a module (see the module docstring), in order.  `fp` fingerprints
-    what a statement runs at import time, as the module's fingerprint sees it."""
-    purity = Purity(tree)
+    what a statement runs at import time, as the module's fingerprint sees it; `nodes`
+    are every node of `tree`, when the caller has them."""
+    purity = Purity(tree, nodes)
     risks = _Risks(purity.postponed, ModuleNames(tree, purity))
     bound = set(_MODULE_NAMES)  # the module's names bound so far, as its statements run
     units: list[Unit] = []

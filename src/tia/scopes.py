@@ -411,7 +411,7 @@ def index_source(source: str | bytes, filename: str = "<unknown>") -> FileIndex:
         bound=frozenset(_bound_names(rest) | _read_anywhere(nodes)),
         imports=imports,
         dynamic_imports=dynamic,
-        units=units_of(tree, lambda stmt: fingerprint(_stubbed_dump([stmt]))),
+        units=units_of(tree, lambda stmt: fingerprint(_stubbed_dump([stmt])), nodes),
     )
 
 
