@@ -188,7 +188,7 @@ def test_the_monitoring_engine_records_each_context_a_function_runs_in_and_rearm
             for name in calls:
                 getattr(module, name)()
             # Only the repository's code objects wait to be re-armed by the next switch.
-            assert {code.co_filename for code in recorder._hit} <= {str(root / "mod.py")}
+            assert {code.co_filename for code in recorder._current} <= {str(root / "mod.py")}
     finally:
         recorder.stop()
     groups = recorder.lines()

@@ -387,7 +387,7 @@ class MonitoringRecorder(Recorder):
     """The ``monitoring`` engine (Python 3.12+): code objects entered, per context.
 
     Attributes (besides `Recorder`'s):
-        entered: context -> ids of the repository's code objects that started or resumed in it.
+        entered: context -> the repository's code objects that started or resumed in it.
 
     Code objects are told apart by identity, never by equality: two functions with the
     same name, line and body in different files compare equal.
@@ -399,16 +399,18 @@ class MonitoringRecorder(Recorder):
 
     def __init__(self, root: Path, import_contexts: tuple[str, ...]) -> None:
         super().__init__(root, import_contexts)
-        self.entered: dict[str, set[int]] = {}
-        self._current: set[int] = set()
+        self.entered: dict[str, list[CodeType]] = {}
+        # The repository's code objects whose event fired since the last switch (and is
+        # disabled now), in the context `_label`: the switch files them under it and
+        # re-arms these, and only these.  A list: a callback is as short as it can be.
+        self._current: list[CodeType] = []
+        self._label = ""
         # id(code) -> the code object (held, so that its id is never reused) and its file's
         # canonical path if it is one of the repository's files, else None.
         self._wanted: dict[int, tuple[CodeType, str | None]] = {}
-        # The repository's code objects whose event fired since the last switch (and is
-        # disabled now): the switch re-arms these, and only these.
-        self._hit: list[CodeType] = []
         self._tools: tuple[int, int] | None = None
         self._events = 0  # PY_START | PY_RESUME, once started (sys.monitoring is 3.12+)
+        self._files: dict[str, str | None] = {}  # co_filename -> `_repository_file`
 
     def _start_engine(self) -> None:
         """Two tools: *discover*, on every code object, fires once per code object in the
@@ -447,41 +449,52 @@ class MonitoringRecorder(Recorder):
             if path is not None:
                 # This first start goes to the current context; the next switch arms the
                 # recording tool's events on the code object.
-                self._current.add(key)
-                self._hit.append(code)
+                self._current.append(code)
         return sys.monitoring.DISABLE  # type: ignore[attr-defined]
 
     def _on_code(self, code: CodeType, offset: int) -> Any:
-        self._current.add(id(code))
-        self._hit.append(code)
+        self._current.append(code)
         return sys.monitoring.DISABLE  # type: ignore[attr-defined]
 
     def _repository_file(self, filename: str) -> str | None:
         """The canonical path of a code object's file if tia records it, else None."""
-        if not os.path.isabs(filename):
-            return None  # "<frozen os>", "<string>": no file
-        # As coverage.py does: `pythonpath = ..` or a symlink gives a path that is not canonical.
-        filename = os.path.realpath(filename)
-        if not filename.startswith(self._prefix):
-            return None
-        if any(fnmatch.fnmatchcase(filename, pattern) for pattern in self._omit):
-            return None
-        return filename
+        try:
+            # Once per file, not per code object: `realpath` costs a `lstat` per part.
+            return self._files[filename]
+        except KeyError:
+            pass
+        path: str | None = None
+        if os.path.isabs(filename):  # not "<frozen os>", "<string>"
+            # As coverage.py does: `pythonpath = ..` or a symlink gives a path that is not canonical.
+            path = os.path.realpath(filename)
+            if not path.startswith(self._prefix) or any(fnmatch.fnmatchcase(path, p) for p in self._omit):
+                path = None
+        self._files[filename] = path
+        return path
 
     def _switch_engine(self, context: str) -> None:
-        self._current = self.entered.setdefault(context, set())
+        hit = self._file_current(context)
         if self._tools is None:
             return
         record, events = self._tools[1], self._events
         set_local_events = sys.monitoring.set_local_events  # type: ignore[attr-defined]
-        hit, self._hit = self._hit, []
         for code in hit:
             # Clearing a code object's events and setting them again re-arms the one its
             # callback disabled (3.12 and 3.13), for this tool only.
             set_local_events(record, code, 0)
             set_local_events(record, code, events)
 
+    def _file_current(self, context: str) -> list[CodeType]:
+        """File the code objects entered since the last switch under its context, and
+        start `context`'s; return them."""
+        hit, self._current = self._current, []
+        if hit:
+            self.entered.setdefault(self._label, []).extend(hit)
+        self._label = context
+        return hit
+
     def _stop_engine(self) -> None:
+        self._file_current("")
         if self._tools is None:
             return
         monitoring = sys.monitoring  # type: ignore[attr-defined]
@@ -499,9 +512,10 @@ class MonitoringRecorder(Recorder):
     def _engine_lines(self) -> dict[str, dict[str, list[Collection[int]]]]:
         body: dict[int, frozenset[int]] = {}
         out: dict[str, dict[str, list[Collection[int]]]] = {}
-        for ctx, keys in self.entered.items():
+        for ctx, codes in self.entered.items():
             files: dict[str, list[Collection[int]]] = {}
-            for key in keys:
+            # A context entered more than once may have met a code object each time.
+            for key in dict.fromkeys(map(id, codes)):
                 lines = body.get(key)
                 if lines is None:
                     lines = body[key] = _body_lines(self._wanted[key][0])
