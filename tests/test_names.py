@@ -102,8 +102,10 @@ def test_a_change_that_may_do_more_counts_as_the_whole_module(old: str, new: str
         ('"x"', '"("'),  # re.compile raises on it
         ("A, B = 1, 2", "A, B = 1, 2, 3"),
         ("A, B = 1, 2", "A, B = [1, *RATE]"),
-        ("LIMIT = 9", "LIMIT = RATE.real"),  # an attribute that may not exist
-        ("LIMIT = 9", "LIMIT = {RATE: 1}"),  # a key that may not hash
+        ("LIMIT = 9", "LIMIT = RATE.nope"),  # an attribute int does not have
+        ("LIMIT = 9", "LIMIT = PAT.pattern"),  # tia reads attributes of immutable builtins only
+        ("LIMIT = 9", "LIMIT = {cached: 1}"),  # a key that may not hash
+        ("RATE = 2", 'RATE = "-".nope'),
         ("y=RATE", "y=MISSING"),
         ("class Cart:", "class Cart(dict):"),  # new bases: new lookups, a new layout
     ],
@@ -122,10 +124,24 @@ def test_a_change_that_may_raise_counts_as_the_whole_module(old: str, new: str) 
         ("LIMIT = 9", "LIMIT = RATE", {"Cart", "LIMIT"}),  # bound above the class
         ("LIMIT = 9", "LIMIT = {1: RATE, 'k': len}", {"Cart", "LIMIT"}),
         ("A, B = 1, 2", "A, B = RATE, (1, 2)", {"A", "B"}),
+        ("RATE = 2", 'RATE = "-".join', {"RATE"}),
+        ("LIMIT = 9", "LIMIT = RATE.real", {"Cart", "LIMIT"}),
     ],
 )
 def test_a_change_that_cannot_raise_is_a_rebinding(old: str, new: str, names: set[str]) -> None:
     assert rebinds(BASE, BASE.replace(old, new, 1)) == (frozenset(names), frozenset())
+
+
+def test_what_works_out_from_the_module_s_known_values_cannot_raise() -> None:
+    old = "RATE = 2\nDOUBLE = 4\n"
+    assert rebinds(old, old.replace("DOUBLE = 4", "DOUBLE = RATE * 2")) == (
+        frozenset({"DOUBLE"}),
+        frozenset(),
+    )
+    assert rebinds(old, old.replace("DOUBLE = 4", "DOUBLE = RATE / 0")) is None
+    # A call in between may rebind RATE (`global RATE` in the function): its value is not known.
+    called = "RATE = 2\nconfigure()\nDOUBLE = 4\n"
+    assert rebinds(called, called.replace("DOUBLE = 4", "DOUBLE = RATE * 2")) is None
 
 
 def test_a_new_member_of_a_class_with_slots_may_fail_the_class() -> None:
@@ -136,6 +152,11 @@ def test_a_new_member_of_a_class_with_slots_may_fail_the_class() -> None:
         frozenset({"Point", "ORIGIN"}),
         frozenset(),
     )
+
+
+def test_a_key_that_hashed_before_still_hashes() -> None:
+    old = "import os\n\nKEYS = {os.sep: 1, 'a': 2}\n"
+    assert rebinds(old, old.replace("'a': 2", "'a': 3")) == (frozenset({"KEYS"}), frozenset())
 
 
 def test_what_may_raise_and_ran_before_may_stay() -> None:
@@ -344,10 +365,13 @@ def test_a_removed_property_its_setter_needs_fails_the_module() -> None:
         ("RATE = 'x'", "DOUBLE = R * 2", True),  # not known to work out: it may raise
         ("RATE = 3", "DOUBLE = R * FACTOR", True),  # FACTOR's value is not known
         ("RATE = 3", "FACTOR = 4\nDOUBLE = R * FACTOR", False),
-        ("RATE = 3", "OFFSET = R.real", True),  # an attribute of what is no class
+        ("RATE = 3", "OFFSET = R.nope", True),  # an attribute of what is no class
+        ("RATE = 3", "OFFSET = R.real", False),  # one an int has
         ("RATE = [1]", "ROWS = {R: 1}", True),  # hashed: a list does not
         ("RATE = 3", "ROWS = {R: 1}", False),
         ("RATE = 3", "PAIR = (R, {'r': R})", False),  # stored only
+        ("RATE = (1,)", "PAIRS = (0,)\nPAIRS += R", False),  # works out: a tuple added to one
+        ("RATE = 3", "PAIRS = (0,)\nPAIRS += R", True),  # a tuple plus an int raises
     ],
 )
 def test_import_time_code_that_operates_on_a_rebound_name_must_work_out(

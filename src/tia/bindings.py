@@ -314,17 +314,21 @@ def units_of(
     what a statement runs at import time, as the module's fingerprint sees it; `nodes`
     are every node of `tree`, when the caller has them."""
     purity = Purity(tree, nodes)
-    risks = _Risks(purity.postponed, ModuleNames(tree, purity))
+    names = ModuleNames(tree, purity)
+    risks = _Risks(purity.postponed, names)
     bound = set(_MODULE_NAMES)  # the module's names bound so far, as its statements run
+    known: dict[str, Any] = {}  # and the values tia works out of them (`ModuleNames.run`)
     units: list[Unit] = []
 
-    def unit(stmt: ast.stmt, owner: str, visible: set[str], slotted: bool = False) -> Unit:
+    def unit(
+        stmt: ast.stmt, owner: str, visible: set[str], values: dict[str, Any], slotted: bool = False
+    ) -> Unit:
         if isinstance(stmt, ast.Pass) or type_checking_only(stmt):
             return Unit("stmt", owner, fp(stmt), (), True)
         # A nested class is one opaque member: `statement` finds it impure.
         pure = purity.statement(stmt)
         # A change to an impure unit is the whole module's: its risks do not matter.
-        found = risks.of(stmt, visible) if pure else ()
+        found = risks.of(stmt, visible, values) if pure else ()
         if slotted and pure:
             # A class attribute named in `__slots__` fails the class: a new member may.
             found += (_fingerprint(ast.Tuple(elts=[ast.Constant(n) for n in binds(stmt)], ctx=ast.Load())),)
@@ -335,8 +339,9 @@ def units_of(
 
     for stmt in tree.body:
         if not isinstance(stmt, ast.ClassDef):
-            units.append(unit(stmt, "", bound))
+            units.append(unit(stmt, "", bound, known))
             bound |= bound_anywhere(stmt)
+            names.run(stmt, known, purity)
             continue
         body = stmt.body
         stmt.body = []
@@ -345,15 +350,18 @@ def units_of(
         finally:
             stmt.body = body
         plain = purity.plain_class(stmt.name)
-        found = risks.of(stmt, bound) if plain else ()
+        found = risks.of(stmt, bound, known) if plain else ()
         units.append(Unit("class", "", header, (stmt.name,), plain, "", found))
         # A class body sees the module's names and its own, as they are bound.
         visible = bound | _CLASS_NAMES
+        values = dict(known)
         slotted = any("__slots__" in bound_anywhere(member) for member in body)
         for member in body:
-            units.append(unit(member, stmt.name, visible, slotted))
+            units.append(unit(member, stmt.name, visible, values, slotted))
             visible |= bound_anywhere(member)
+            names.run(member, values, purity)
         bound.add(stmt.name)
+        names.run(stmt, known, purity)
     return units
 
 
@@ -411,9 +419,10 @@ class _Risks:
         self.postponed = postponed
         self.names = names
 
-    def of(self, stmt: ast.stmt, bound: Collection[str]) -> tuple[str, ...]:
+    def of(self, stmt: ast.stmt, bound: Collection[str], known: dict[str, Any]) -> tuple[str, ...]:
+        """`bound`: the names bound when `stmt` runs; `known`: the values tia knows of them."""
         found: list[ast.AST] = []
-        expr = functools.partial(self._expr, bound=bound, found=found)
+        expr = functools.partial(self._expr, bound=bound, known=known, found=found)
         if isinstance(stmt, ast.Assign):
             expr(stmt.value)
             if not all(unpacks(t, stmt.value) for t in stmt.targets):
@@ -447,7 +456,9 @@ class _Risks:
             found.append(stmt)
         return tuple(dict.fromkeys(_fingerprint(node) for node in found))
 
-    def _expr(self, node: ast.expr, bound: Collection[str], found: list[ast.AST]) -> None:
+    def _expr(
+        self, node: ast.expr, bound: Collection[str], known: dict[str, Any], found: list[ast.AST]
+    ) -> None:
         if isinstance(node, ast.Constant):
             return
         if isinstance(node, ast.Name):
@@ -459,19 +470,25 @@ class _Risks:
                 if isinstance(element, ast.Starred):
                     found.append(element)  # iterating may raise
                 else:
-                    self._expr(element, bound, found)
+                    self._expr(element, bound, known, found)
             return
         if isinstance(node, ast.Lambda):  # its body runs when called
             for default in [*node.args.defaults, *node.args.kw_defaults]:
                 if default is not None:
-                    self._expr(default, bound, found)
+                    self._expr(default, bound, known, found)
             return
-        if isinstance(node, ast.Dict) and all(k is not None and _is_constant(k) for k in node.keys):
+        if isinstance(node, ast.Dict) and None not in node.keys:
+            for key in node.keys:
+                if not _is_constant(key):  # type: ignore[arg-type]
+                    try:
+                        self.names.value(key, known)  # type: ignore[arg-type]
+                    except NoValue:
+                        found.append(key)  # type: ignore[arg-type]  # it must hash
             for value in node.values:
-                self._expr(value, bound, found)
+                self._expr(value, bound, known, found)
             return
         try:
-            self.names.value(node)
+            self.names.value(node, known)
         except NoValue:
             found.append(node)
 
@@ -492,6 +509,27 @@ class ModuleNames:
     def is_builtin(self, name: str) -> bool:
         return name in _BUILTIN_NAMES and name not in self.taken and name not in self.modules
 
+    def run(self, stmt: ast.stmt, known: dict[str, Any], purity: Purity) -> bool:
+        """Update `known` (name -> value) as running the module-level `stmt` does: whether
+        tia worked out the value it binds (`assigned`), which it then cannot raise on.
+        What else it binds is no longer known; if it may run the project's code, nothing
+        is (a function can rebind the module's names with ``global``)."""
+        targets, expression = assigned(stmt)
+        if expression is not None:
+            try:
+                value = self.value(expression, known)
+            except NoValue:
+                pass
+            else:
+                known.update(dict.fromkeys(targets, value))
+                return True
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)) or _plain_statement(stmt, purity):
+            for name in bound_anywhere(stmt):
+                known.pop(name, None)
+        else:
+            known.clear()
+        return False
+
     def value(self, node: ast.expr, known: dict[str, Any] | None = None) -> Any:
         """The value of an expression of literals, arithmetic, `_EVALUABLE` calls and the
         names in `known` (``-1``, ``60 * 60``, ``1 << 20``, ``frozenset({"a"})``,
@@ -505,9 +543,15 @@ class ModuleNames:
             return known[node.id]
         if isinstance(node, ast.Attribute):
             flag = _RE_FLAGS.get(dotted(node) or "")
-            if flag is None or not self.is_module("re"):
+            if flag is not None and self.is_module("re"):
+                return flag
+            if node.attr.startswith("_"):
                 raise NoValue
-            return flag
+            base = self.value(node.value, known)
+            # Reading an attribute of an immutable builtin value does nothing else: `"".join`.
+            if not isinstance(base, _IMMUTABLE):
+                raise NoValue
+            return _guarded(lambda: getattr(base, node.attr))
         if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
             values = [self.value(e, known) for e in node.elts]
             make = {ast.Tuple: tuple, ast.List: list, ast.Set: set}[type(node)]
@@ -543,6 +587,29 @@ class ModuleNames:
             if name == "re.compile" and self.is_module("re"):
                 return _guarded(lambda: re.compile(*args, **kwargs))
         raise NoValue
+
+
+def assigned(stmt: ast.stmt) -> tuple[list[str], ast.expr | None]:
+    """The names a module-level ``NAME = value`` (or ``A = B = value``, ``NAME: T = value``,
+    ``NAME += value``) binds, and the expression of the value it binds them to."""
+    if isinstance(stmt, ast.Assign) and all(isinstance(t, ast.Name) for t in stmt.targets):
+        return [t.id for t in stmt.targets], stmt.value  # type: ignore[attr-defined]
+    if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
+        return [stmt.target.id], stmt.value
+    if isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name):
+        # `_NEEDS_SPACE += _BITWISE_OPERATOR`: tuples, as parso's pep8 module adds them.
+        name = stmt.target.id
+        return [name], ast.BinOp(left=ast.Name(name, ctx=ast.Load()), op=stmt.op, right=stmt.value)
+    return [], None
+
+
+def _plain_statement(stmt: ast.stmt, purity: Purity) -> bool:
+    """Whether running a module-level statement runs none of the project's code."""
+    if isinstance(stmt, ast.ClassDef):
+        return purity.plain_header(stmt) and all(_plain_statement(s, purity) for s in stmt.body)
+    if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
+        return True  # a docstring
+    return isinstance(stmt, ast.Pass) or type_checking_only(stmt) or purity.statement(stmt)
 
 
 def _imports(tree: ast.Module) -> tuple[set[str], set[str]]:
@@ -612,6 +679,7 @@ _EVALUABLE: dict[str, Callable[..., Any]] = {
     for name in ("frozenset", "set", "tuple", "list", "dict", "int", "str", "float", "bool", "complex")
 }
 _NUMBERS = (int, float, bool)
+_IMMUTABLE = (str, bytes, int, float, complex, tuple, frozenset)
 _RE_FLAGS = {f"re.{name}": flag for name, flag in re.RegexFlag.__members__.items()}
 _BIG = 2**64
 

@@ -38,10 +38,8 @@ from typing import Any
 from tia.bindings import (
     FUNCTION_NODES,
     ModuleNames,
-    NoValue,
     Purity,
     binds,
-    bound_anywhere,
     dotted,
     type_checking_only,
     unpacks,
@@ -222,15 +220,6 @@ def _runs(nodes: list[ast.AST], annotations: bool) -> Iterator[ast.AST]:
 def _annotation(node: ast.expr) -> list[ast.AST]:
     """The names and attributes an annotation evaluates (its strings are left out)."""
     return [n for n in ast.walk(node) if isinstance(n, (ast.Name, ast.Attribute))]
-
-
-def _assigned(stmt: ast.stmt) -> list[str]:
-    """The names a module-level ``NAME = value`` (or ``A = B = value``, ``NAME: T = value``) binds."""
-    if isinstance(stmt, ast.Assign) and all(isinstance(t, ast.Name) for t in stmt.targets):
-        return [t.id for t in stmt.targets]  # type: ignore[attr-defined]
-    if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
-        return [stmt.target.id]
-    return []
 
 
 def _is_literal(node: ast.AST | None) -> bool:
@@ -694,18 +683,8 @@ class Readers:
                     else:
                         known.pop(bound, None)
                 continue
-            targets = _assigned(stmt)
-            if targets:
-                try:
-                    value = reads.names.value(stmt.value, known)  # type: ignore[attr-defined]
-                except NoValue:
-                    pass
-                else:
-                    folded.add(id(stmt))
-                    known.update(dict.fromkeys(targets, value))
-                    continue
-            for name in bound_anywhere(stmt):
-                known.pop(name, None)
+            if reads.names.run(stmt, known, reads.purity):
+                folded.add(id(stmt))
         return known, folded
 
     def _imported_file(self, importer: str, node: ast.ImportFrom) -> str | None:
