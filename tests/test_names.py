@@ -346,6 +346,22 @@ def test_a_removed_name_read_at_import_time_fails_the_importers() -> None:
     assert narrowed.readers["pkg/late.py"] == {"later": "RATE"}
 
 
+def test_a_member_removed_from_one_class_is_removed_though_another_has_it() -> None:
+    files = {
+        **PKG,
+        "pkg/shapes.py": "class Box:\n    KIND = 1\n\n\nclass Crate:\n    SIZE = 4\n",  # Box.SIZE is gone
+        "pkg/sizes.py": "from pkg.shapes import Box\n\nDEFAULT = Box.SIZE\n",
+    }
+    narrowed = readers(files).narrow("pkg/shapes.py", frozenset({"Box", "SIZE"}), frozenset())
+    assert narrowed is not None
+    assert narrowed.fallback == {"pkg/sizes.py": "SIZE"}
+    # A member whose value changed is no removal.
+    files["pkg/shapes.py"] = "class Box:\n    KIND = 1\n    SIZE = 5\n"
+    narrowed = readers(files).narrow("pkg/shapes.py", frozenset({"Box", "SIZE"}), frozenset())
+    assert narrowed is not None
+    assert narrowed.fallback == {}
+
+
 def test_a_removed_property_its_setter_needs_fails_the_module() -> None:
     files = {
         "pkg/__init__.py": "",

@@ -539,8 +539,17 @@ class Readers:
                     members.setdefault(name, set()).add(unit.owner)
         plain = set(names) - members.keys()
         classes: dict[str, set[str]] = {path: {c for owners in members.values() for c in owners}}
-        # Names the change unbinds: reading one at import time raises.
-        removed = names - {n for u in changed.units for n in u.names}
+        # Names the change unbinds: reading one at import time raises.  A member counts
+        # as unbound when a changed class no longer binds it, though another class does.
+        kept: dict[str, set[str]] = {}
+        for unit in changed.units:
+            kept.setdefault(unit.owner, set()).update(unit.names)
+        removed = {
+            n
+            for n in names - kept.get("", set())
+            if not any(n in bound for bound in kept.values())
+            or any(n not in kept.get(c, set()) for c in names & changed.classes.keys())
+        }
         # Classes, and nothing else, by these names: reading an attribute of one, or
         # deriving from it, works as before (its bases are unchanged: `tia.bindings`).
         made = {c for c in changed.classes if all(u.header for u in changed.units if c in u.names)}
