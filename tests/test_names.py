@@ -142,6 +142,9 @@ def test_what_works_out_from_the_module_s_known_values_cannot_raise() -> None:
     # A call in between may rebind RATE (`global RATE` in the function): its value is not known.
     called = "RATE = 2\nconfigure()\nDOUBLE = 4\n"
     assert rebinds(called, called.replace("DOUBLE = 4", "DOUBLE = RATE * 2")) is None
+    # So may a star import.
+    starred = "RATE = 2\nfrom settings import *\nDOUBLE = 4\n"
+    assert rebinds(starred, starred.replace("DOUBLE = 4", "DOUBLE = RATE * 2")) is None
 
 
 def test_a_new_member_of_a_class_with_slots_may_fail_the_class() -> None:
@@ -381,6 +384,7 @@ def test_a_removed_property_its_setter_needs_fails_the_module() -> None:
         ("RATE = 'x'", "DOUBLE = R * 2", True),  # not known to work out: it may raise
         ("RATE = 3", "DOUBLE = R * FACTOR", True),  # FACTOR's value is not known
         ("RATE = 3", "FACTOR = 4\nDOUBLE = R * FACTOR", False),
+        ("RATE = 3", "FACTOR = 4\nfrom elsewhere import *\nDOUBLE = R * FACTOR", True),
         ("RATE = 3", "OFFSET = R.nope", True),  # an attribute of what is no class
         ("RATE = 3", "OFFSET = R.real", False),  # one an int has
         ("RATE = [1]", "ROWS = {R: 1}", True),  # hashed: a list does not

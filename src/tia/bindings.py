@@ -523,11 +523,13 @@ class ModuleNames:
             else:
                 known.update(dict.fromkeys(targets, value))
                 return True
-        if isinstance(stmt, (ast.Import, ast.ImportFrom)) or _plain_statement(stmt, purity):
+        if star_import(stmt) or not (
+            isinstance(stmt, (ast.Import, ast.ImportFrom)) or _plain_statement(stmt, purity)
+        ):
+            known.clear()  # `from m import *` binds names nobody spells here
+        else:
             for name in bound_anywhere(stmt):
                 known.pop(name, None)
-        else:
-            known.clear()
         return False
 
     def value(self, node: ast.expr, known: dict[str, Any] | None = None) -> Any:
@@ -601,6 +603,10 @@ def assigned(stmt: ast.stmt) -> tuple[list[str], ast.expr | None]:
         name = stmt.target.id
         return [name], ast.BinOp(left=ast.Name(name, ctx=ast.Load()), op=stmt.op, right=stmt.value)
     return [], None
+
+
+def star_import(stmt: ast.stmt) -> bool:
+    return isinstance(stmt, ast.ImportFrom) and any(a.name == "*" for a in stmt.names)
 
 
 def _plain_statement(stmt: ast.stmt, purity: Purity) -> bool:

@@ -41,6 +41,7 @@ from tia.bindings import (
     Purity,
     binds,
     dotted,
+    star_import,
     type_checking_only,
     unpacks,
 )
@@ -682,7 +683,7 @@ class Readers:
         if reads is None:
             return known, folded
         for stmt in reads.tree.body:
-            if isinstance(stmt, ast.ImportFrom):
+            if isinstance(stmt, ast.ImportFrom) and not star_import(stmt):
                 source = self._imported_file(file, stmt)
                 values = self._values(source)[0] if source else {}
                 for alias in stmt.names:
