@@ -153,6 +153,20 @@ def type_checking_only(stmt: ast.stmt) -> bool:
     )
 
 
+def defaults(args: ast.arguments) -> list[ast.expr]:
+    """The default values a def or lambda evaluates when it is made."""
+    return [d for d in [*args.defaults, *args.kw_defaults] if d is not None]
+
+
+def parameters(args: ast.arguments) -> list[ast.arg]:
+    return [a for a in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg] if a]
+
+
+def annotations(node: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.expr]:
+    """A def's annotations, which it evaluates when it is made unless the module postpones them."""
+    return [a for a in [*(p.annotation for p in parameters(node.args)), node.returns] if a is not None]
+
+
 def dotted(node: ast.AST) -> str | None:
     """``a.b.c`` for a chain of attributes on a name, else None."""
     parts = []
@@ -206,9 +220,8 @@ class Purity:
         return self.postponed or self.expr(node)
 
     def arguments(self, args: ast.arguments) -> bool:
-        every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
-        return all(self.expr(d) for d in [*args.defaults, *args.kw_defaults]) and all(
-            self.annotation(a.annotation) for a in every if a is not None
+        return all(self.expr(d) for d in defaults(args)) and all(
+            self.annotation(a.annotation) for a in parameters(args)
         )
 
     def decorator(self, node: ast.expr) -> bool:
@@ -443,15 +456,11 @@ class _Risks:
         elif isinstance(stmt, FUNCTION_NODES):
             for decorator in stmt.decorator_list:
                 expr(decorator)
-            args = stmt.args
-            for default in [*args.defaults, *args.kw_defaults]:
-                if default is not None:
-                    expr(default)
+            for default in defaults(stmt.args):
+                expr(default)
             if not self.postponed:
-                every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
-                for annotation in [*(a.annotation for a in every if a is not None), stmt.returns]:
-                    if annotation is not None:
-                        expr(annotation)
+                for annotation in annotations(stmt):
+                    expr(annotation)
         else:
             found.append(stmt)
         return tuple(dict.fromkeys(_fingerprint(node) for node in found))
@@ -473,9 +482,8 @@ class _Risks:
                     self._expr(element, bound, known, found)
             return
         if isinstance(node, ast.Lambda):  # its body runs when called
-            for default in [*node.args.defaults, *node.args.kw_defaults]:
-                if default is not None:
-                    self._expr(default, bound, known, found)
+            for default in defaults(node.args):
+                self._expr(default, bound, known, found)
             return
         if isinstance(node, ast.Dict) and None not in node.keys:
             for key in node.keys:

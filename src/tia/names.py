@@ -39,8 +39,11 @@ from tia.bindings import (
     FUNCTION_NODES,
     ModuleNames,
     Purity,
+    annotations,
     binds,
+    defaults,
     dotted,
+    parameters,
     star_import,
     type_checking_only,
     unpacks,
@@ -173,15 +176,13 @@ def _call_reads(node: ast.Call, local: frozenset[str], called: set[int]) -> int:
 
 def _locals(node: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
     """The names a function binds itself: its parameters and what its body assigns."""
-    args = node.args
-    every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
     # Nested functions' bodies are their own: what they bind does not shadow here.
     assigned = {
         n.id
         for n in _runs(list(node.body), False)
         if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
     }
-    return frozenset({a.arg for a in every if a is not None} | assigned)
+    return frozenset({a.arg for a in parameters(node.args)} | assigned)
 
 
 def _runs(nodes: list[ast.AST], annotations: bool) -> Iterator[ast.AST]:
@@ -202,11 +203,10 @@ def _runs(nodes: list[ast.AST], annotations: bool) -> Iterator[ast.AST]:
             if is_cached(node):
                 stack.extend(node.body)
         elif isinstance(node, ast.arguments):
-            stack.extend(d for d in [*node.defaults, *node.kw_defaults] if d is not None)
+            stack.extend(defaults(node))
             if annotations:
-                every = [*node.posonlyargs, *node.args, *node.kwonlyargs, node.vararg, node.kwarg]
-                for a in every:
-                    if a is not None and a.annotation is not None:
+                for a in parameters(node):
+                    if a.annotation is not None:
                         stack.extend(_annotation(a.annotation))
         elif isinstance(node, ast.AnnAssign):
             stack.extend(n for n in (node.target, node.value) if n is not None)
@@ -288,7 +288,6 @@ class _FileReads:
     def __init__(self, tree: ast.Module) -> None:
         self.tree = tree
         self.purity = Purity(tree)
-        self.names = ModuleNames(tree, self.purity)
         postponed = self.purity.postponed
         collector = ScopeCollector()
         collector.statements(tree.body)
@@ -343,6 +342,11 @@ class _FileReads:
             owner, binds(stmt), plain, frozenset(found), dynamic, scope=scope, uses=uses, node=stmt
         )
 
+    @functools.cached_property
+    def names(self) -> ModuleNames:
+        """Only a file whose import-time code operates on a rebound name needs it (`_values`)."""
+        return ModuleNames(self.tree, self.purity)
+
     def plain_header(self, name: str, plain_classes: set[str]) -> bool:
         """Whether the header of this file's class `name` only makes a class, given
         that the classes named in `plain_classes` are made plainly wherever they are."""
@@ -385,15 +389,11 @@ class _Uses:
         elif isinstance(stmt, FUNCTION_NODES):
             for decorator in stmt.decorator_list:
                 self._operated(decorator)  # called with the function
-            args = stmt.args
-            for default in [*args.defaults, *args.kw_defaults]:
-                if default is not None:
-                    self._stored(default)
+            for default in defaults(stmt.args):
+                self._stored(default)
             if self.annotations:
-                every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
-                for annotation in [*(a.annotation for a in every if a is not None), stmt.returns]:
-                    if annotation is not None:
-                        self._stored(annotation)
+                for annotation in annotations(stmt):
+                    self._stored(annotation)
         return self
 
     def header(self, stmt: ast.ClassDef) -> _Uses:
@@ -421,9 +421,8 @@ class _Uses:
                     self._operated(key)  # hashed
                     self._stored(value)
         elif isinstance(node, ast.Lambda):  # its body runs when called: its readers see that
-            for default in [*node.args.defaults, *node.args.kw_defaults]:
-                if default is not None:
-                    self._stored(default)
+            for default in defaults(node.args):
+                self._stored(default)
         else:
             self._operated(node)
 
@@ -437,7 +436,7 @@ class _Uses:
                 self.operated.add(name)
                 self.evaluated.add(name)
             if isinstance(node, ast.Lambda):
-                stack.extend(d for d in [*node.args.defaults, *node.args.kw_defaults] if d is not None)
+                stack.extend(defaults(node.args))
             else:
                 stack.extend(ast.iter_child_nodes(node))
 

@@ -191,16 +191,11 @@ class Recorder:
                     sub.read()
                 except Exception:  # a subprocess killed while writing: keep what the others saw
                     continue
-                for filename in sub.measured_files():
-                    rel = self._relative(filename)
-                    if rel is None:
-                        continue
-                    by_context: dict[str, list[int]] = {}
-                    for lineno, contexts in sub.contexts_by_lineno(filename).items():
-                        for ctx in contexts:
-                            by_context.setdefault(ctx, []).append(lineno)
-                    for ctx, linenos in by_context.items():
-                        out.setdefault(ctx, {}).setdefault(rel, []).append(linenos)
+                for ctx, files in _groups_by_context(sub).items():
+                    for filename, groups in files.items():
+                        rel = self._relative(filename)
+                        if rel is not None:
+                            out.setdefault(ctx, {}).setdefault(rel, []).extend(groups)
         shutil.rmtree(self._subdir, ignore_errors=True)
         return out
 
@@ -371,16 +366,7 @@ class CoverageRecorder(Recorder):
             print(f"tia: warning: could not share what tia measured with coverage.py: {exc}", file=sys.stderr)
 
     def _engine_lines(self) -> dict[str, dict[str, list[Collection[int]]]]:
-        out: dict[str, dict[str, list[Collection[int]]]] = {}
-        data = self._cov.get_data()
-        for filename in data.measured_files():
-            by_context: dict[str, list[int]] = {}
-            for lineno, contexts in data.contexts_by_lineno(filename).items():
-                for ctx in contexts:
-                    by_context.setdefault(ctx, []).append(lineno)
-            for ctx, linenos in by_context.items():
-                out.setdefault(ctx, {})[filename] = [linenos]
-        return out
+        return _groups_by_context(self._cov.get_data())
 
 
 class MonitoringRecorder(Recorder):
@@ -523,6 +509,19 @@ class MonitoringRecorder(Recorder):
             if files:
                 out[ctx] = files
         return out
+
+
+def _groups_by_context(data: Any) -> dict[str, dict[str, list[Collection[int]]]]:
+    """context -> absolute path -> its lines (one group) in coverage.py's data `data`."""
+    out: dict[str, dict[str, list[Collection[int]]]] = {}
+    for filename in data.measured_files():
+        by_context: dict[str, list[int]] = {}
+        for lineno, contexts in data.contexts_by_lineno(filename).items():
+            for ctx in contexts:
+                by_context.setdefault(ctx, []).append(lineno)
+        for ctx, linenos in by_context.items():
+            out.setdefault(ctx, {})[filename] = [linenos]
+    return out
 
 
 def _body_lines(code: CodeType) -> frozenset[int]:
