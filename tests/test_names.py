@@ -275,6 +275,20 @@ def test_a_scope_that_reads_names_dynamically_reads_every_name() -> None:
         {"pkg/leak.py": "import pkg.rates as r\n\ndef handed():\n    return print(r)\n"},
         {"pkg/load.py": "TARGET = 'pkg.rates'\n"},
         {"setup.cfg": "[tool:pytest]\nDJANGO_SETTINGS_MODULE = pkg.rates\n"},
+        {"pyproject.toml": '[tool.pytest.ini_options]\naddopts = "-p pkg.rates"\n'},
+        {"pyproject.toml": '[project.entry-points.pytest11]\nrates = "pkg.rates"\n'},
+        {"setup.cfg": "[options.entry_points]\npytest11 =\n    rates = pkg.rates\n"},
+        {"pyproject.toml": '[tool.flit.module]\nname = "pkg.rates"\n[oops\n'},
+        {"pkg/load.py": "def load(name='pkg.rates'):\n    return name\n"},
+        {
+            "pkg/load.py": """
+                import functools
+
+                @functools.cache
+                def load():
+                    return __import__("pkg.rates")
+                """
+        },
     ],
     ids=[
         "module passed to a call",
@@ -282,10 +296,77 @@ def test_a_scope_that_reads_names_dynamically_reads_every_name() -> None:
         "module imported under another name",
         "named in a string",
         "named in configuration",
+        "named in pytest's options",
+        "named by an entry point",
+        "named by an entry point in setup.cfg",
+        "named in configuration that does not parse",
+        "named in a default value",
+        "named in the body of a cached function",
     ],
 )
 def test_a_module_others_may_reach_by_name_or_as_an_object_cannot_be_narrowed(extra: dict[str, str]) -> None:
     assert readers({**PKG, **extra}).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset()) is None
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {
+            "pyproject.toml": """
+                [project]
+                name = "pkg.rates"
+                [tool.flit.module]
+                name = "pkg.rates"
+                [tool.isort]
+                known_first_party = ["pkg.rates"]
+                """
+        },
+        {"setup.cfg": "[metadata]\nname = pkg.rates\n[options]\npackages = pkg.rates\n[isort]\nx=pkg.rates"},
+        {"tox.ini": "[testenv]\ncommands = python -m pkg.rates\n"},
+    ],
+    ids=["pyproject.toml", "setup.cfg", "tox.ini"],
+)
+def test_a_module_named_only_where_packaging_and_lint_tools_read_is_narrowed(extra: dict[str, str]) -> None:
+    narrowed = readers({**PKG, **extra}).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())
+    assert narrowed is not None
+    assert narrowed.escapes == {}
+    assert narrowed.readers["pkg/rates.py"] == {"rate": "RATE"}
+
+
+def test_a_function_that_names_the_module_is_an_escape_not_a_reader() -> None:
+    files = {
+        **PKG,
+        "tests/test_doc.py": """
+            import doctest
+
+
+            def load_tests(loader, tests, pattern):
+                tests.addTests(doctest.DocTestSuite("pkg.rates"))
+                return tests
+            """,
+        "pkg/lazy.py": "def load():\n    return vars(__import__('pkg.rates'))\n",
+    }
+    narrowed = readers(files).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())
+    assert narrowed is not None
+    assert narrowed.escapes == {"tests/test_doc.py": {"load_tests"}, "pkg/lazy.py": {"load"}}
+    assert "tests/test_doc.py" not in narrowed.readers
+    # `__import__("pkg.rates")` returns the package: it names pkg/__init__.py too.
+    package = readers({**files, "pkg/__init__.py": "LIMIT = 1\n"}).narrow(
+        "pkg/__init__.py", frozenset({"LIMIT"}), frozenset()
+    )
+    assert package is not None
+    assert package.escapes == {"pkg/lazy.py": {"load"}}
+
+
+def test_importing_another_module_by_a_spelled_name_reads_no_name_dynamically() -> None:
+    files = {**PKG, "pkg/lazy.py": "def pool():\n    return __import__('concurrent.futures').futures\n"}
+    narrowed = readers(files).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())
+    assert narrowed is not None
+    assert "pkg/lazy.py" not in narrowed.readers
+    computed = {**PKG, "pkg/lazy.py": "def pool(name):\n    return __import__(name)\n"}
+    narrowed = readers(computed).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())
+    assert narrowed is not None
+    assert narrowed.readers["pkg/lazy.py"] == {"pool": ANY}
 
 
 def test_a_string_that_spells_an_attribute_of_the_module_is_no_escape() -> None:

@@ -21,9 +21,11 @@ When `tia.bindings` shows that a module-level change only rebinds names
 
 `narrow` answers ``None``, and the whole-module rule applies to the changed
 file itself, when narrowing cannot be trusted: its own module-level code uses a
-rebound name impurely, its dotted name appears in a string or a configuration
-file (something may import it by name and read any of its attributes), or code
-hands its module object around as a value.
+rebound name impurely, its dotted name appears in a configuration file
+(`tia.configured`) or in a string that import-time code holds (something may
+import it by name and read any of its attributes), or code hands its module
+object around as a value.  A string in a function body voids the narrowing
+only once a test ran that function (`Narrowing.escapes`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from tia import configured
 from tia.bindings import (
     FUNCTION_NODES,
     ModuleNames,
@@ -56,6 +59,7 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LONGEST_STRING = 200  # longer strings are prose, not names
 # Calls that read the names of a module they reach on their own: any module's.
 _READS_MODULES = frozenset({"globals", "eval", "exec", "__import__", "import_module"})
+_IMPORTS = frozenset({"__import__", "import_module"})
 # Calls that read the names of an object they are handed: a module's only if the
 # file holds the module, a class's only if the test met the class (`Narrowing`).
 _READS_OBJECT = frozenset(
@@ -94,8 +98,6 @@ _DYNAMIC_HINT = re.compile(
     )
     + rb")\b"
 )
-# Configuration that may name a module to import (entry points, settings modules).
-CONFIG_FILES = ("pyproject.toml", "setup.cfg", "tox.ini", "pytest.ini")
 ANY = "*"  # what a scope that reads names dynamically reads
 ATTRIBUTES = "*."  # what a scope that reads an object's names dynamically reads
 # How a scope reads names it does not spell: not at all, an object's, or any module's.
@@ -162,6 +164,8 @@ def _call_reads(node: ast.Call, local: frozenset[str], called: set[int]) -> int:
     name = _called(node)
     if isinstance(func, ast.Name) and name in local:
         return NONE
+    if name in _IMPORTS and spelled_key:
+        return NONE  # the module it names: `Readers._named_where` looks for that
     if name in _READS_MODULES or dotted(func) in _UNPICKLES | _FINDS_OBJECTS:
         return MODULES
     if name in ("vars", "dir") and not node.args:
@@ -291,6 +295,7 @@ class _FileReads:
         postponed = self.purity.postponed
         collector = ScopeCollector()
         collector.statements(tree.body)
+        self.scope_nodes = collector.nodes
         self.scopes: dict[str, tuple[frozenset[str], bool]] = {}
         for name, node in collector.nodes.items():
             found, dynamic = mentions(_runs(list(node.body), not postponed), _locals(node))
@@ -459,14 +464,21 @@ class Narrowing(FrozenValue):
     every scope that names the classes) or code of one of `classes`.  Code that
     never met the class cannot hold an instance of it, whatever it reads.
 
+    The narrowing holds only while no test has run a scope of `escapes`: code
+    that imports the changed module by name may hand it to anything, in that
+    test or a later one, that reads any of its names; once one ran, every
+    importer counts.  (``load_tests`` naming a module for `doctest` is such a
+    scope, and pytest never runs it.)
+
     Attributes:
         readers: file -> {scope: the rebound name it reads, or `ANY`}.
         fallback: file -> a rebound name its module-level code uses impurely.
         attribute_readers: file -> {scope: the class attribute it reads}.
         classes: file -> names of its classes that changed or derive from one.
+        escapes: file -> scopes whose code names the changed module in a string.
     """
 
-    __slots__ = ("attribute_readers", "classes", "fallback", "readers")
+    __slots__ = ("attribute_readers", "classes", "escapes", "fallback", "readers")
 
     def __init__(
         self,
@@ -474,11 +486,13 @@ class Narrowing(FrozenValue):
         fallback: dict[str, str],
         attribute_readers: dict[str, dict[str, str]] | None = None,
         classes: dict[str, set[str]] | None = None,
+        escapes: dict[str, set[str]] | None = None,
     ) -> None:
         self.readers = readers
         self.fallback = fallback
         self.attribute_readers = {} if attribute_readers is None else attribute_readers
         self.classes = {} if classes is None else classes
+        self.escapes = {} if escapes is None else escapes
 
 
 class Readers:
@@ -522,7 +536,8 @@ class Readers:
         return self._results[key]
 
     def _narrow(self, path: str, names: frozenset[str], defs: frozenset[str]) -> Narrowing | None:
-        if self._named_elsewhere(path) or self._module_escapes(path):
+        escapes = self._named_where(path)
+        if escapes is None or self._module_escapes(path):
             return None
         changed = self._parsed(path)
         if changed is None:
@@ -658,7 +673,7 @@ class Readers:
             # rebound name.  (parso's grammar generator runs getattr(namespace, label)
             # at import time; it made every constant's change select every test.)
             attribute_readers = {}
-        return Narrowing(readers, fallback, attribute_readers, classes)
+        return Narrowing(readers, fallback, attribute_readers, classes, escapes)
 
     def _values(self, file: str) -> tuple[dict[str, Any], set[int]]:
         """The values of the file's module-level names once it ran, where tia can work
@@ -739,35 +754,38 @@ class Readers:
     def _dotted_names(self, path: str) -> set[str]:
         return self._names_by_file.get(path, set())
 
-    def _named_elsewhere(self, path: str) -> bool:
-        """Whether a string or a configuration file names the module: code tia cannot
-        see may import it by that name and read any of its attributes."""
+    def _named_where(self, path: str) -> dict[str, set[str]] | None:
+        """Where a string names the module: code tia cannot see may import it by that
+        name and read any of its attributes.  None when configuration names it
+        (`tia.configured`) or a string that import-time code holds does; else the
+        function scopes, by file, whose code holds such a string (`Narrowing.escapes`)."""
         dotted_names = self._dotted_names(path)
         if not dotted_names:
-            return True
+            return None
         # The name alone: `pkg.mod.NAME` and `pkg.mod:NAME` spell what they read.
         pattern = re.compile(
             rb"(?<![\w.])(?:"
             + b"|".join(re.escape(n.encode()) for n in sorted(dotted_names))
             + rb")(?![\w.:])"
         )
-        for config in CONFIG_FILES:
-            for candidate in self._paths:
-                if candidate.rsplit("/", 1)[-1] == config and pattern.search(self._text(candidate)):
-                    return True
+        for candidate in self._paths:
+            name = candidate.rsplit("/", 1)[-1]
+            if name in configured.FILES and configured.names_module(name, self._text(candidate), pattern):
+                return None
         spellings = [n.encode() for n in dotted_names]
+        scopes: dict[str, set[str]] = {}
         for file in self._python:
             if not any(n in self._text(file) for n in spellings):
                 continue
             reads = self._parsed(file)
             if reads is None:
                 continue
-            for node in ast.walk(reads.tree):
-                if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                    value = node.value
-                    if value in dotted_names:
-                        return True
-        return False
+            if _holds_name(_runs(reads.tree.body, True), dotted_names):
+                return None
+            for scope, node in reads.scope_nodes.items():
+                if _holds_name(_runs(list(node.body), True), dotted_names):
+                    scopes.setdefault(file, set()).add(scope)
+        return scopes
 
     def _module_escapes(self, path: str) -> bool:
         """Whether some file uses the module object itself as a value (not ``mod.name``):
@@ -787,6 +805,19 @@ class Readers:
             if bound and _used_as_value(reads.tree, bound):
                 return True
         return False
+
+
+def _holds_name(nodes: Iterable[ast.AST], dotted_names: set[str]) -> bool:
+    """Whether code holds a string that names one of the modules `dotted_names`, or
+    imports it by name: ``__import__("pkg.sub")`` returns ``pkg``."""
+    for node in nodes:
+        if isinstance(node, ast.Constant) and node.value in dotted_names:
+            return True
+        if isinstance(node, ast.Call) and node.args and _called(node) == "__import__":
+            first = node.args[0]
+            if isinstance(first, ast.Constant) and str(first.value).split(".", 1)[0] in dotted_names:
+                return True
+    return False
 
 
 def _spelled_bare(text: bytes, name: bytes) -> bool:

@@ -404,7 +404,11 @@ class Project:
             env_difference=self._env_difference(env),
             runs_all=self.config.runs_all,
             ignored=self.config.ignored,
-            **({"narrow": _narrower(listing, worktree)} if self.config.narrow_module_changes else {}),
+            **(
+                {"narrow": _narrower(listing, worktree, self.dependents)}
+                if self.config.narrow_module_changes
+                else {}
+            ),
         )
         for nodeid in stale:
             selection.add(nodeid, Reason("changed", detail="the snapshot of its last run is gone"))
@@ -757,8 +761,11 @@ def _skippable_files(test_files: dict[str, str], selection: Selection, touched: 
     return files - needed - touched
 
 
-def _narrower(listing: dict[str, str], worktree: WorkTree) -> Callable[[str, FileDiff], Narrowing | None]:
-    """`select`'s `narrow`: the readers, in the work tree, of what a change rebinds."""
+def _narrower(
+    listing: dict[str, str], worktree: WorkTree, dependents: Callable[[str], Deps]
+) -> Callable[[str, FileDiff], Narrowing | None]:
+    """`select`'s `narrow`: the readers, in the work tree, of what a change rebinds;
+    None once a test ran a scope the narrowing's `escapes` name."""
     readers: Readers | None = None
 
     def narrow(path: str, d: FileDiff) -> Narrowing | None:
@@ -767,7 +774,12 @@ def _narrower(listing: dict[str, str], worktree: WorkTree) -> Callable[[str, Fil
             from tia.names import Readers
 
             readers = Readers(listing, worktree.read)
-        return readers.narrow(path, d.names or frozenset(), d.defs)
+        narrowed = readers.narrow(path, d.names or frozenset(), d.defs)
+        if narrowed is not None:
+            for file, scopes in narrowed.escapes.items():
+                if any(scopes & ran for _, ran in dependents(file).values()):
+                    return None
+        return narrowed
 
     return narrow
 

@@ -1,0 +1,113 @@
+"""Which parts of a project's configuration files may name a module that a test run imports.
+
+A module that configuration names (``-p pkg.plugin`` in pytest's options, a
+settings module, a plugin's entry point) may be imported by name and have any
+of its attributes read, so `tia.names` narrows no module-level change to it.
+Much of a configuration file is read only by packaging and lint tools, never
+by anything a test runs: the package name a build backend puts in the wheel
+(``[tool.flit.module] name``), a distribution's metadata, isort's first-party
+list.  `names_module` ignores those parts, listed here; everything else,
+whatever tool it belongs to, counts.  A file that does not parse counts whole.
+"""
+
+from __future__ import annotations
+
+import configparser
+import re
+from collections.abc import Iterator
+from typing import Any
+
+FILES = ("pyproject.toml", "setup.cfg", "tox.ini", "pytest.ini")
+
+# Key paths of pyproject.toml that only packaging and lint tools read.
+_INERT_TOML = frozenset(
+    {
+        ("build-system",),
+        *(
+            ("project", key)
+            for key in (
+                "name", "version", "description", "readme", "requires-python", "license",
+                "license-files", "authors", "maintainers", "keywords", "classifiers", "urls",
+                "dependencies", "optional-dependencies", "dynamic",
+            )
+        ),
+        ("tool", "flit", "module"), ("tool", "flit", "sdist"), ("tool", "flit", "metadata"),
+        ("tool", "setuptools"), ("tool", "setuptools_scm"), ("tool", "hatch"), ("tool", "pdm", "build"),
+        ("tool", "poetry", "name"), ("tool", "poetry", "version"), ("tool", "poetry", "packages"),
+        ("tool", "poetry", "dependencies"), ("tool", "poetry", "group"),
+        ("tool", "coverage", "report"), ("tool", "coverage", "paths"), ("tool", "coverage", "html"),
+        ("tool", "coverage", "xml"), ("tool", "coverage", "json"),
+        *(("tool", "coverage", "run", key) for key in ("source", "source_pkgs", "omit", "include")),
+        *(
+            ("tool", tool)
+            for tool in (
+                "isort", "ruff", "black", "mypy", "pyright", "pylint", "codespell", "towncrier",
+                "bumpversion", "cibuildwheel", "check-manifest", "pydocstyle", "docformatter",
+                "pyproject-fmt", "tia",
+            )
+        ),
+    }
+)  # fmt: skip
+# Sections of setup.cfg and tox.ini that only packaging, lint and tox itself read
+# (tox runs its own commands; pytest reads only ``[pytest]`` and ``[tool:pytest]``).
+_INERT_INI = re.compile(
+    r"metadata|options|options\.(?:packages\.find|package_data|exclude_package_data|extras_require"
+    r"|data_files)|bdist_wheel|sdist|egg_info|flake8|isort|pycodestyle|pydocstyle|pylint(?:\..*)?"
+    r"|mypy(?:-.*)?|coverage:(?:report|paths|html|xml|json)|codespell|check-manifest"
+    r"|bumpversion(?::.*)?|tox(?::.*)?|testenv(?::.*)?|gh-actions(?::.*)?|zest\.releaser"
+)
+
+
+def names_module(filename: str, text: bytes, pattern: re.Pattern[bytes]) -> bool:
+    """Whether `text`, the content of the configuration file `filename` (one of
+    `FILES`), matches `pattern` in a part that something a test runs may read."""
+    if pattern.search(text) is None:
+        return False
+    try:
+        decoded = text.decode("utf-8")
+        strings = _toml_strings(decoded) if filename == "pyproject.toml" else _ini_strings(decoded)
+        return any(pattern.search(s.encode()) for s in strings)
+    except (ValueError, configparser.Error):
+        # Not parseable (tomllib's errors are ValueErrors): the text matched, so it counts.
+        return True
+
+
+def _toml_strings(text: str) -> list[str]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    return list(_live(tomllib.loads(text), ()))
+
+
+def _live(value: Any, path: tuple[str, ...]) -> Iterator[str]:
+    if path in _INERT_TOML:
+        return
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _live(item, (*path, key))
+    elif isinstance(value, list):
+        for item in value:
+            yield from _live(item, path)
+
+
+def _ini_strings(text: str) -> list[str]:
+    parser = _KeysAsWritten(interpolation=None, strict=False)
+    parser.read_string(text)
+    strings: list[str] = []
+    for section in parser.sections():
+        if not _INERT_INI.fullmatch(section):
+            strings.append(section)
+            for key, value in parser.items(section, raw=True):
+                strings.extend((key, value))
+    return strings
+
+
+class _KeysAsWritten(configparser.ConfigParser):
+    """configparser lowercases keys; a key may spell a module's name."""
+
+    def optionxform(self, optionstr: str) -> str:
+        return optionstr
