@@ -62,6 +62,7 @@ def rebinds(old: str, new: str) -> tuple[frozenset[str], frozenset[str]] | None:
         ("RATE = 2\n", "", {"RATE"}, set()),
         ("return 1\n\n\ndef free", "return 2\n\n\ndef free", {"cached"}, {"cached"}),
         ("def __eq__(self, other):", "def __eq__(self, other=None):", {"Cart"}, {"Cart.__eq__"}),
+        ("RATE = 2\n", 'RATE = 2\n__version__ = "1.0"\n', {"__version__"}, set()),
     ],
 )
 def test_a_change_that_only_rebinds_names_says_which(

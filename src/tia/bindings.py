@@ -15,7 +15,8 @@ few side-effect-free builtins (`_PURE_CALLS`); defs whose decorators are in
 class with no keywords and no decorators whose bases are builtins or plainly
 made classes of the same file, in a file that defines no class-creation hook
 (``__init_subclass__``, ``__set_name__``, a metaclass).  Anything else (a call
-of the project's code, an import, ``if``, a dunder such as ``__all__``) may do
+of the project's code, an import, ``if``, a dunder such as ``__all__`` but not
+``__version__``) may do
 more, and `changed_names` then answers ``None``: the whole module changed.
 """
 
@@ -34,7 +35,9 @@ from typing import Any
 from tia.values import FrozenValue
 
 FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
-# Stored with every index's units: change it whenever what counts as pure changes.
+# Stored with every index's units: change it whenever what counts as pure changes,
+# except to count more statements pure: `changed_names` needs a changed unit pure in
+# both versions, so an older index's stricter judgement only makes it answer None.
 UNITS_VERSION = 2
 
 # Callables whose result depends only on their arguments and whose call changes
@@ -74,6 +77,16 @@ _PURE_NODES = (
 
 def _is_dunder(name: str) -> bool:
     return len(name) > 4 and name.startswith("__") and name.endswith("__")
+
+
+# Dunders only code that spells them reads: no import machinery or protocol does.
+_METADATA_DUNDERS = frozenset(
+    {
+        "__version__", "__version_info__", "__author__", "__email__", "__license__",
+        "__copyright__", "__credits__", "__maintainer__", "__status__", "__title__",
+        "__url__", "__uri__", "__summary__", "__description__", "__docformat__",
+    }
+)  # fmt: skip
 
 
 class Unit(FrozenValue):
@@ -262,7 +275,11 @@ class Purity:
             for t in targets
             for n in ast.walk(t)
         )
-        return simple and not any(_is_dunder(n.id) for n in names) and self.expr(node.value)
+        return (
+            simple
+            and not any(_is_dunder(n.id) and n.id not in _METADATA_DUNDERS for n in names)
+            and self.expr(node.value)
+        )
 
     def statement(self, stmt: ast.stmt) -> bool:
         """Whether a statement (not a class's header) only binds the names it binds."""
