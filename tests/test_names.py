@@ -93,6 +93,55 @@ def test_a_change_that_may_do_more_counts_as_the_whole_module(old: str, new: str
 
 
 @pytest.mark.parametrize(
+    "header",
+    [
+        "from collections import abc\n\nclass Box(abc.Sequence):",
+        "import collections.abc\n\nclass Box(collections.abc.Sized, collections.abc.Hashable):",
+        "from collections.abc import Sequence as Seq\n\nclass Box(Seq):",
+        "import abc\n\nclass Box(abc.ABC):",
+    ],
+)
+def test_a_member_of_a_class_only_abcmeta_makes_is_rebound(header: str) -> None:
+    old = f"{header}\n    SIZE = 1\n\n    @functools.cached_property\n    def size(self):\n        return 1\n"
+    old = f"import functools\n{old}"
+    assert rebinds(old, old.replace("SIZE = 1", "SIZE = 2")) == ({"Box", "SIZE"}, set())
+    assert rebinds(old, old.replace("return 1", "return 2")) == ({"Box", "size"}, {"Box.size"})
+
+
+@pytest.mark.parametrize(
+    ("header", "old", "new"),
+    [
+        ("from collections import abc\nabc = None\n\nclass Box(abc.Sized):", "SIZE = 1", "SIZE = 2"),
+        ("from typing import Sized\n\nclass Box(Sized):", "SIZE = 1", "SIZE = 2"),  # not the ABC
+        ("import abc\n\nclass Box(abc.ABC, metaclass=abc.ABCMeta):", "SIZE = 1", "SIZE = 2"),
+        ("from collections.abc import ByteString\n\nclass Box(ByteString):", "SIZE = 1", "SIZE = 2"),
+    ],
+)
+def test_other_bases_from_elsewhere_still_count_as_the_whole_module(header: str, old: str, new: str) -> None:
+    source = f"{header}\n    SIZE = 1\n"
+    assert rebinds(source, source.replace(old, new, 1)) is None
+
+
+def test_calling_a_class_abcmeta_makes_at_import_may_raise() -> None:
+    old = """
+        from abc import ABC, abstractmethod
+
+
+        class Box(ABC):
+            def size(self):
+                return 0
+
+
+        BOX = Box()
+        """
+    new = old.replace("def size", "@abstractmethod\n            def size")
+    assert rebinds(old, new) == ({"Box", "size"}, {"Box.size"})
+    files = {"pkg/__init__.py": "", "pkg/box.py": new}
+    # `Box()` raises now that `size` is abstract: the module no longer imports.
+    assert readers(files).narrow("pkg/box.py", frozenset({"Box", "size"}), frozenset({"Box.size"})) is None
+
+
+@pytest.mark.parametrize(
     ("old", "new"),
     [
         ("RATE = 2", "RATE = NOPE"),  # a NameError: the module no longer imports

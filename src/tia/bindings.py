@@ -66,6 +66,25 @@ _CONSTRUCTORS = frozenset({"__new__", "__init__", "__post_init__"})
 # Defining one of these changes how other classes are made.
 _CLASS_HOOKS = frozenset({"__init_subclass__", "__set_name__", "__prepare__", "__mro_entries__"})
 BUILTIN_CLASSES = frozenset(name for name in dir(builtins) if isinstance(getattr(builtins, name), type))
+# Standard-library bases whose class creation runs only `abc.ABCMeta`, which works out
+# the abstract methods: a member rebound with the same decorators leaves them as they
+# were.  (`ByteString`'s metaclass also warns, on 3.12+.)  Calling such a class is
+# another matter: it raises while a method is abstract (`Purity.bare_class`).
+_ABC_BASES = frozenset(
+    {
+        "abc.ABC",
+        *(
+            f"collections.abc.{name}"
+            for name in (
+                "AsyncGenerator", "AsyncIterable", "AsyncIterator", "Awaitable", "Buffer",
+                "Callable", "Collection", "Container", "Coroutine", "Generator", "Hashable",
+                "ItemsView", "Iterable", "Iterator", "KeysView", "Mapping", "MappingView",
+                "MutableMapping", "MutableSequence", "MutableSet", "Reversible", "Sequence",
+                "Set", "Sized", "ValuesView",
+            )
+        ),
+    }
+)  # fmt: skip
 _PURE_NODES = (
     ast.Constant, ast.Name, ast.Attribute, ast.Tuple, ast.List, ast.Set, ast.Dict,
     ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.JoinedStr,
@@ -211,6 +230,7 @@ class Purity:
         self.classes = {s.name: s for s in tree.body if isinstance(s, ast.ClassDef)}
         self.postponed = postponed_annotations(tree)
         self._plain: dict[str, bool] = {}
+        self._imported = _imported_modules(tree)
 
     def expr(self, node: ast.AST | None) -> bool:
         if node is None:
@@ -313,7 +333,8 @@ class Purity:
             return False
         defined = {s.name for s in node.body if isinstance(s, FUNCTION_NODES)}
         return not defined & _CONSTRUCTORS and all(
-            not isinstance(b, ast.Name) or b.id not in self.classes or self.bare_class(b.id)
+            not self._abc_base(b)
+            and (not isinstance(b, ast.Name) or b.id not in self.classes or self.bare_class(b.id))
             for b in node.bases
         )
 
@@ -321,11 +342,45 @@ class Purity:
         spelled = dotted(base)
         if spelled is not None and spelled.rsplit(".", 1)[-1] in plain_elsewhere:
             return True
+        if self._abc_base(base):
+            return True
         if not isinstance(base, ast.Name):
             return False
         if base.id in self.classes:
             return self.plain_class(base.id)
         return base.id in BUILTIN_CLASSES and base.id not in self.shadowed
+
+    def _abc_base(self, base: ast.expr) -> bool:
+        """Whether `base` spells one of `_ABC_BASES` through the module's imports."""
+        spelled = dotted(base)
+        if spelled is None:
+            return False
+        head, _, rest = spelled.partition(".")
+        module = self._imported.get(head)
+        if module is None or head in self.shadowed:
+            return False
+        return (f"{module}.{rest}" if rest else module) in _ABC_BASES
+
+
+def _imported_modules(tree: ast.Module) -> dict[str, str]:
+    """What the module's top-level absolute imports bind each name to, as a dotted
+    name (``from collections import abc``: ``abc`` -> ``collections.abc``); a name
+    imported twice, from different places, is left out."""
+    bound: dict[str, str | None] = {}
+    for stmt in tree.body:
+        pairs: list[tuple[str, str]] = []
+        if isinstance(stmt, ast.Import):
+            for alias in stmt.names:
+                if alias.asname:
+                    pairs.append((alias.asname, alias.name))
+                else:
+                    head = alias.name.split(".")[0]
+                    pairs.append((head, head))
+        elif isinstance(stmt, ast.ImportFrom) and not stmt.level and stmt.module:
+            pairs.extend((a.asname or a.name, f"{stmt.module}.{a.name}") for a in stmt.names)
+        for name, target in pairs:
+            bound[name] = target if bound.get(name, target) == target else None
+    return {name: target for name, target in bound.items() if target is not None}
 
 
 def binds(stmt: ast.stmt) -> tuple[str, ...]:
