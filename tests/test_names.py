@@ -413,10 +413,14 @@ def test_importing_another_module_by_a_spelled_name_reads_no_name_dynamically() 
     narrowed = readers(files).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())
     assert narrowed is not None
     assert "pkg/lazy.py" not in narrowed.readers
-    computed = {**PKG, "pkg/lazy.py": "def pool(name):\n    return __import__(name)\n"}
-    narrowed = readers(computed).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())
-    assert narrowed is not None
-    assert narrowed.readers["pkg/lazy.py"] == {"pool": ANY}
+    for call in ("__import__(name)", "import_module('.rates', 'pkg')", "__import__('rates', level=1)"):
+        computed = {
+            **PKG,
+            "pkg/lazy.py": f"from importlib import import_module\n\ndef pool(name):\n    return {call}\n",
+        }
+        narrowed = readers(computed).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())
+        assert narrowed is not None
+        assert narrowed.readers["pkg/lazy.py"] == {"pool": ANY}, call
 
 
 def test_a_string_that_spells_an_attribute_of_the_module_is_no_escape() -> None:

@@ -164,7 +164,7 @@ def _call_reads(node: ast.Call, local: frozenset[str], called: set[int]) -> int:
     name = _called(node)
     if isinstance(func, ast.Name) and name in local:
         return NONE
-    if name in _IMPORTS and spelled_key:
+    if name in _IMPORTS and _absolute_name(node):
         return NONE  # the module it names: `Readers._named_where` looks for that
     if name in _READS_MODULES or dotted(func) in _UNPICKLES | _FINDS_OBJECTS:
         return MODULES
@@ -176,6 +176,15 @@ def _call_reads(node: ast.Call, local: frozenset[str], called: set[int]) -> int:
         spelled = node.args[1:2] if name in ("getattr", "hasattr", "setattr", "delattr") else node.args
         return OBJECT if not spelled or not all(_is_name_string(a) for a in spelled) else NONE
     return NONE
+
+
+def _absolute_name(call: ast.Call) -> bool:
+    """Whether an import call names its module in full: one string, not relative
+    (``import_module(".rates", "pkg")``), with no other argument."""
+    first = call.args[0] if len(call.args) == 1 and not call.keywords else None
+    return (
+        isinstance(first, ast.Constant) and isinstance(first.value, str) and not first.value.startswith(".")
+    )
 
 
 def _locals(node: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
