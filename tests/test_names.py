@@ -7,6 +7,7 @@ import textwrap
 import pytest
 
 from tia.names import ANY, ATTRIBUTES, Readers
+from tia.records import MODULE
 from tia.scopes import diff_indexes, index_source
 
 BASE = """
@@ -323,35 +324,25 @@ def test_a_scope_that_reads_names_dynamically_reads_every_name() -> None:
         {"pkg/leak.py": "from pkg import rates\n\ndef handed():\n    return print(rates)\n"},
         {"pkg/leak.py": "import pkg.rates\n\nMODULE = pkg.rates\n"},
         {"pkg/leak.py": "import pkg.rates as r\n\ndef handed():\n    return print(r)\n"},
-        {"pkg/load.py": "TARGET = 'pkg.rates'\n"},
         {"setup.cfg": "[tool:pytest]\nDJANGO_SETTINGS_MODULE = pkg.rates\n"},
         {"pyproject.toml": '[tool.pytest.ini_options]\naddopts = "-p pkg.rates"\n'},
         {"pyproject.toml": '[project.entry-points.pytest11]\nrates = "pkg.rates"\n'},
         {"setup.cfg": "[options.entry_points]\npytest11 =\n    rates = pkg.rates\n"},
         {"pyproject.toml": '[tool.flit.module]\nname = "pkg.rates"\n[oops\n'},
-        {"pkg/load.py": "def load(name='pkg.rates'):\n    return name\n"},
-        {
-            "pkg/load.py": """
-                import functools
-
-                @functools.cache
-                def load():
-                    return __import__("pkg.rates")
-                """
-        },
+        {"tests/conftest.py": "PLUGIN = 'pkg.rates'\n"},
+        {"pkg/load.py": "TARGET = 'pkg.rates'\n", "pytest.ini": "[pytest]\naddopts = -p pkg.load\n"},
     ],
     ids=[
         "module passed to a call",
         "module bound to a name",
         "module imported under another name",
-        "named in a string",
         "named in configuration",
         "named in pytest's options",
         "named by an entry point",
         "named by an entry point in setup.cfg",
         "named in configuration that does not parse",
-        "named in a default value",
-        "named in the body of a cached function",
+        "named by a conftest.py at import",
+        "named at import by a module pytest loads at start-up",
     ],
 )
 def test_a_module_others_may_reach_by_name_or_as_an_object_cannot_be_narrowed(extra: dict[str, str]) -> None:
@@ -381,6 +372,21 @@ def test_a_module_named_only_where_packaging_and_lint_tools_read_is_narrowed(ext
     assert narrowed is not None
     assert narrowed.escapes == {}
     assert narrowed.readers["pkg/rates.py"] == {"rate": "RATE"}
+
+
+@pytest.mark.parametrize(
+    "load",
+    [
+        "TARGET = 'pkg.rates'\n",
+        "def load(name='pkg.rates'):\n    return name\n",
+        "import functools\n\n\n@functools.cache\ndef load():\n    return __import__('pkg.rates')\n",
+    ],
+    ids=["a constant", "a default value", "the body of a cached function"],
+)
+def test_import_time_code_that_names_the_module_is_an_escape(load: str) -> None:
+    narrowed = readers({**PKG, "pkg/load.py": load}).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())
+    assert narrowed is not None
+    assert narrowed.escapes["pkg/load.py"] >= {MODULE}
 
 
 def test_a_function_that_names_the_module_is_an_escape_not_a_reader() -> None:

@@ -52,6 +52,7 @@ from tia.bindings import (
     unpacks,
 )
 from tia.imports import ModuleResolver
+from tia.records import MODULE
 from tia.scopes import ScopeCollector, is_cached
 from tia.values import FrozenValue
 
@@ -477,7 +478,10 @@ class Narrowing(FrozenValue):
     that imports the changed module by name may hand it to anything, in that
     test or a later one, that reads any of its names; once one ran, every
     importer counts.  (``load_tests`` naming a module for `doctest` is such a
-    scope, and pytest never runs it.)
+    scope, and pytest never runs it.)  For `MODULE`, the file's import-time
+    code: it holds while no test depends on the file, nothing imports it and
+    none of its code ran outside tests (Sphinx's ``docs/conf.py``, which names
+    the package in ``project = "pkg"``, is such a file).
 
     Attributes:
         readers: file -> {scope: the rebound name it reads, or `ANY`}.
@@ -766,21 +770,13 @@ class Readers:
     def _named_where(self, path: str) -> dict[str, set[str]] | None:
         """Where a string names the module: code tia cannot see may import it by that
         name and read any of its attributes.  None when configuration names it
-        (`tia.configured`) or a string that import-time code holds does; else the
-        function scopes, by file, whose code holds such a string (`Narrowing.escapes`)."""
+        (`_configured`), or a conftest.py or a file configuration names (pytest loads
+        those at start-up) holds the string at module level; else, by file, the
+        function scopes whose code holds such a string, and `MODULE` for a file whose
+        import-time code does (`Narrowing.escapes`)."""
         dotted_names = self._dotted_names(path)
-        if not dotted_names:
+        if not dotted_names or self._configured(path):
             return None
-        # The name alone: `pkg.mod.NAME` and `pkg.mod:NAME` spell what they read.
-        pattern = re.compile(
-            rb"(?<![\w.])(?:"
-            + b"|".join(re.escape(n.encode()) for n in sorted(dotted_names))
-            + rb")(?![\w.:])"
-        )
-        for candidate in self._paths:
-            name = candidate.rsplit("/", 1)[-1]
-            if name in configured.FILES and configured.names_module(name, self._text(candidate), pattern):
-                return None
         spellings = [n.encode() for n in dotted_names]
         scopes: dict[str, set[str]] = {}
         for file in self._python:
@@ -790,11 +786,31 @@ class Readers:
             if reads is None:
                 continue
             if _holds_name(_runs(reads.tree.body, True), dotted_names):
-                return None
+                if file.rsplit("/", 1)[-1] == "conftest.py" or self._configured(file):
+                    return None
+                scopes.setdefault(file, set()).add(MODULE)
             for scope, node in reads.scope_nodes.items():
                 if _holds_name(_runs(list(node.body), True), dotted_names):
                     scopes.setdefault(file, set()).add(scope)
         return scopes
+
+    def _configured(self, path: str) -> bool:
+        """Whether a configuration file names the module `path` where something a test
+        runs may read it (`tia.configured`)."""
+        dotted_names = self._dotted_names(path)
+        if not dotted_names:
+            return False
+        # The name alone: `pkg.mod.NAME` and `pkg.mod:NAME` spell what they read.
+        pattern = re.compile(
+            rb"(?<![\w.])(?:"
+            + b"|".join(re.escape(n.encode()) for n in sorted(dotted_names))
+            + rb")(?![\w.:])"
+        )
+        for candidate in self._paths:
+            name = candidate.rsplit("/", 1)[-1]
+            if name in configured.FILES and configured.names_module(name, self._text(candidate), pattern):
+                return True
+        return False
 
     def _module_escapes(self, path: str) -> bool:
         """Whether some file uses the module object itself as a value (not ``mod.name``):

@@ -32,6 +32,7 @@ from tia.errors import StoreError, TiaError
 from tia.gitrepo import UNKNOWN_BLOB, Base, GitRepo
 from tia.records import (
     FAILED_OUTCOMES,
+    MODULE,
     Deps,
     RecordError,
     Roster,
@@ -388,6 +389,7 @@ class Project:
             sources.append(ChangeSource("changed", old, frozenset(nodeids)))
         if base is not None:
             sources.append(ChangeSource("since", base.files, frozenset(tests)))
+        graph = LazyImportGraph(listing, versions, facts, [source.old for source in sources])
         selection = select(
             tests=tests,
             failed=failed,
@@ -399,13 +401,13 @@ class Project:
             current=listing,
             sources=sources,
             diff=versions.diff,
-            graph=LazyImportGraph(listing, versions, facts, [source.old for source in sources]),
+            graph=graph,
             rootdir=rootdir,
             env_difference=self._env_difference(env),
             runs_all=self.config.runs_all,
             ignored=self.config.ignored,
             **(
-                {"narrow": _narrower(listing, worktree, self.dependents)}
+                {"narrow": _narrower(listing, worktree, self.dependents, graph, facts)}
                 if self.config.narrow_module_changes
                 else {}
             ),
@@ -762,11 +764,25 @@ def _skippable_files(test_files: dict[str, str], selection: Selection, touched: 
 
 
 def _narrower(
-    listing: dict[str, str], worktree: WorkTree, dependents: Callable[[str], Deps]
+    listing: dict[str, str],
+    worktree: WorkTree,
+    dependents: Callable[[str], Deps],
+    graph: LazyImportGraph,
+    facts: RunFacts,
 ) -> Callable[[str, FileDiff], Narrowing | None]:
     """`select`'s `narrow`: the readers, in the work tree, of what a change rebinds;
-    None once a test ran a scope the narrowing's `escapes` name."""
+    None once code the narrowing's `escapes` name may have run."""
     readers: Readers | None = None
+
+    def ran(file: str, scopes: set[str]) -> bool:
+        deps = dependents(file)
+        if any(scopes & recorded for _, recorded in deps.values()):
+            return True
+        # Its import-time code: run if any test depends on the file, something imports
+        # it, or code of it ran outside tests or at import time.
+        return MODULE in scopes and bool(
+            deps or graph.importers(file) != {file} or file in facts.session or file in facts.import_time
+        )
 
     def narrow(path: str, d: FileDiff) -> Narrowing | None:
         nonlocal readers
@@ -775,10 +791,8 @@ def _narrower(
 
             readers = Readers(listing, worktree.read)
         narrowed = readers.narrow(path, d.names or frozenset(), d.defs)
-        if narrowed is not None:
-            for file, scopes in narrowed.escapes.items():
-                if any(scopes & ran for _, ran in dependents(file).values()):
-                    return None
+        if narrowed is not None and any(ran(f, s) for f, s in narrowed.escapes.items()):
+            return None
         return narrowed
 
     return narrow

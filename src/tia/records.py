@@ -20,6 +20,7 @@ FAILED_OUTCOMES = frozenset({"failed", "error"})
 # The scope of a Python file whose text a test read, as data rather than as code:
 # any change to the file, a comment included, can change what the test saw.
 TEXT = "<text>"
+MODULE = "<module>"  # the scope of a file's import-time code, in reasons and escapes
 OUTCOMES = frozenset({"passed", "failed", "error", "skipped"})
 
 # path -> (blob id of the version the test ran against, function scopes it executed)

@@ -33,14 +33,12 @@ import zlib
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
-from tia.records import TEXT, Deps, RunFacts
+from tia.records import MODULE, TEXT, Deps, RunFacts
 from tia.values import FrozenValue, Value
 
 if TYPE_CHECKING:  # the coordinator loads tia.scopes when a file changed: `diff` hands its FileDiffs
     from tia.names import Narrowing
     from tia.scopes import FileDiff
-
-MODULE = "<module>"
 
 
 class Reason(FrozenValue):
