@@ -153,6 +153,14 @@ PROJECT = {
     "app/dials.py": """
         GAIN = 1
         """,
+    "app/catalog.py": """
+        def alpha():
+            return 1
+
+
+        def beta():
+            return 2
+        """,
     "app/gauges.py": """
         LEVEL = 1
         """,
@@ -350,6 +358,13 @@ PROJECT = {
         def test_unrelated():
             assert rates.Base.__name__ == "Base"
         """,
+    "tests/test_catalog.py": """
+        from app import catalog
+
+
+        def test_exports():
+            assert sorted(n for n in vars(catalog) if not n.startswith("__")) == ["alpha", "beta"]
+        """,
     "tests/test_scale.py": """
         from app.derived import Special
         from app.rates import scale
@@ -484,6 +499,9 @@ CASES: dict[str, dict[str, tuple[str | None, str | None]]] = {
     "constant handed to other code with its module": {"app/knobs.py": ("LEVEL = 1", "LEVEL = 2")},
     "constant of a module a test imports by name": {"app/dials.py": ("GAIN = 1", "GAIN = 2")},
     "constant of a module named at import time": {"app/gauges.py": ("LEVEL = 1", "LEVEL = 2")},
+    "new function in a module a test lists the names of": {
+        "app/catalog.py": ("def beta", "def gamma():\n    return 3\n\n\ndef beta")
+    },
     "class attribute a class-creation hook reads": {"app/plugins.py": ('NAME = "alpha"', 'NAME = "beta"')},
     "deleted module": {"app/settings.py": (None, None)},
     "renamed module": {"app/workers.py -> app/jobs.py": (None, None)},
@@ -566,7 +584,7 @@ def blind(mapped_blind: tuple[GitProject, Path, set[str]]) -> Iterator[GitProjec
 def test_the_project_passes_before_any_edit(mapped_blind: tuple[GitProject, Path, set[str]]) -> None:
     project, _, ran = mapped_blind
     assert pytest_truth(project) == set()
-    assert len(ran) == 34
+    assert len(ran) == 35
 
 
 @pytest.mark.parametrize(

@@ -414,6 +414,31 @@ def test_a_function_that_names_the_module_is_an_escape_not_a_reader() -> None:
     assert package.escapes == {"pkg/lazy.py": {"load"}}
 
 
+def test_a_new_function_is_seen_only_by_code_that_lists_names() -> None:
+    files = {
+        **PKG,
+        "pkg/lister.py": "from pkg import rates\n\n\ndef names():\n    return sorted(vars(rates))\n",
+        "pkg/getter.py": "from pkg import rates\n\n\ndef get(name):\n    return getattr(rates, name)\n",
+        "pkg/runner.py": "def run(code):\n    exec(code)\n",
+        # `globals()` lists its own module's names: new ones only through a star import.
+        "pkg/registry.py": "def find(name):\n    return globals().get(name)\n",
+        "pkg/star.py": "from pkg.rates import *\n\n\ndef find(name):\n    return globals().get(name)\n",
+    }
+    added, defs = frozenset({"brand_new"}), frozenset({"brand_new"})
+    new = readers(files).narrow("pkg/rates.py", added, defs, new=True)
+    assert new is not None
+    assert new.readers["pkg/lister.py"] == {"names": ANY}
+    assert new.readers["pkg/star.py"] == {"find": ANY}
+    assert "pkg/getter.py" not in new.readers
+    assert "pkg/runner.py" not in new.readers
+    assert "pkg/registry.py" not in new.readers
+    # A rebound name that existed before may be read by a name computed from anywhere.
+    rebound = readers(files).narrow("pkg/rates.py", added, defs)
+    assert rebound is not None
+    assert rebound.readers["pkg/getter.py"] == {"get": ANY}
+    assert rebound.readers["pkg/runner.py"] == {"run": ANY}
+
+
 def test_importing_another_module_by_a_spelled_name_reads_no_name_dynamically() -> None:
     files = {**PKG, "pkg/lazy.py": "def pool():\n    return __import__('concurrent.futures').futures\n"}
     narrowed = readers(files).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())

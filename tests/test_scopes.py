@@ -778,16 +778,21 @@ def test_changing_a_module_level_match_is_a_module_change() -> None:
     assert diff(old, old.replace("SPEED = 2", "SPEED = 3")).module_changed is True
 
 
-def test_adding_an_unused_function_is_no_change() -> None:
-    new = BASE + "\n\n    def brand_new(x):\n        return json.dumps(x)\n"
+@pytest.mark.parametrize("kind", ["def", "async def"])
+def test_adding_an_unused_function_only_binds_its_name(kind: str) -> None:
+    # Nothing calls it; code that lists the module's names sees it (`tia.names`).
+    new = BASE + f"\n\n    {kind} brand_new(x):\n        return json.dumps(x)\n"
     result = diff(BASE, new)
-    assert result == UNCHANGED
-    assert result.changed is False
+    assert result.new_defs is True
+    assert result.names == frozenset({"brand_new"})
+    assert result.scopes == frozenset()
 
 
-def test_adding_an_unused_async_function_is_no_change() -> None:
-    new = BASE + "\n\n    async def brand_new(x):\n        return x\n"
-    assert diff(BASE, new) == UNCHANGED
+def test_adding_an_unused_function_whose_default_runs_code_is_a_module_change() -> None:
+    new = BASE + "\n\n    def brand_new(x=json.loads('1')):\n        return x\n"
+    result = diff(BASE, new)
+    assert result.module_changed is True
+    assert result.names is None
 
 
 def test_adding_a_function_that_module_code_refers_to_is_a_module_change() -> None:

@@ -61,6 +61,8 @@ _LONGEST_STRING = 200  # longer strings are prose, not names
 # Calls that read the names of a module they reach on their own: any module's.
 _READS_MODULES = frozenset({"globals", "eval", "exec", "__import__", "import_module"})
 _IMPORTS = frozenset({"__import__", "import_module"})
+# Calls that list the names of an object, or of the caller's module.
+_LISTS = frozenset({"vars", "dir", "getmembers", "getmembers_static", "globals", "locals"})
 # Calls that read the names of an object they are handed: a module's only if the
 # file holds the module, a class's only if the test met the class (`Narrowing`).
 _READS_OBJECT = frozenset(
@@ -295,6 +297,10 @@ class _UnitReads(FrozenValue):
         self.uses = _NO_USES if uses is None else uses
         self.node = node
 
+    def lists_names(self, own: bool) -> bool:
+        """Whether its import-time code may list an object's names (`_lists_names`)."""
+        return self.node is not None and _lists_names(_runs([self.node], True), frozenset(), own)
+
 
 class _FileReads:
     """What one Python file's scopes and module-level units mention."""
@@ -306,6 +312,7 @@ class _FileReads:
         collector = ScopeCollector()
         collector.statements(tree.body)
         self.scope_nodes = collector.nodes
+        self._lists: dict[tuple[str, bool], bool] = {}
         self.scopes: dict[str, tuple[frozenset[str], bool]] = {}
         for name, node in collector.nodes.items():
             found, dynamic = mentions(_runs(list(node.body), not postponed), _locals(node))
@@ -356,6 +363,18 @@ class _FileReads:
         return _UnitReads(
             owner, binds(stmt), plain, frozenset(found), dynamic, scope=scope, uses=uses, node=stmt
         )
+
+    def lists_names(self, scope: str, own: bool) -> bool:
+        """Whether the scope may list an object's names, or (`own`: the file is the
+        changed module, or star-imports) its module's (`_lists_names`)."""
+        if (scope, own) not in self._lists:
+            node = self.scope_nodes[scope]
+            self._lists[scope, own] = _lists_names(_runs(list(node.body), True), _locals(node), own)
+        return self._lists[scope, own]
+
+    @functools.cached_property
+    def star_imports(self) -> bool:
+        return any(isinstance(s, ast.ImportFrom) and star_import(s) for s in self.tree.body)
 
     @functools.cached_property
     def names(self) -> ModuleNames:
@@ -517,7 +536,7 @@ class Readers:
         self._read = read
         self._texts: dict[str, bytes] = {}
         self._files: dict[str, _FileReads | None] = {}
-        self._results: dict[tuple[str, frozenset[str], frozenset[str]], Narrowing | None] = {}
+        self._results: dict[tuple[str, frozenset[str], frozenset[str], bool], Narrowing | None] = {}
         self._folded: dict[str, tuple[dict[str, Any], set[int]]] = {}
         self._folding: set[str] = set()
 
@@ -542,13 +561,23 @@ class Readers:
                 self._files[path] = _FileReads(tree)
         return self._files[path]
 
-    def narrow(self, path: str, names: frozenset[str], defs: frozenset[str]) -> Narrowing | None:
-        key = (path, names, defs)
+    def narrow(
+        self, path: str, names: frozenset[str], defs: frozenset[str], new: bool = False
+    ) -> Narrowing | None:
+        """Who reads `names`, rebound in `path` (see `Narrowing`).  `new`: they are new
+        functions nothing mentioned before (`tia.scopes.FileDiff.new_defs`), which
+        code that reads names dynamically sees only if it lists an object's names."""
+        key = (path, names, defs, new)
         if key not in self._results:
-            self._results[key] = self._narrow(path, names, defs)
+            narrowed = self._narrow(path, names, defs, new)
+            if narrowed is _GREW:  # names other than the new ones are rebound: the full rules
+                narrowed = self._narrow(path, names, defs, False)
+            self._results[key] = narrowed if isinstance(narrowed, Narrowing) else None
         return self._results[key]
 
-    def _narrow(self, path: str, names: frozenset[str], defs: frozenset[str]) -> Narrowing | None:
+    def _narrow(
+        self, path: str, names: frozenset[str], defs: frozenset[str], new: bool
+    ) -> Narrowing | object | None:
         escapes = self._named_where(path)
         if escapes is None or self._module_escapes(path):
             return None
@@ -604,12 +633,13 @@ class Readers:
                 if reads is None:
                     # It cannot run either; its importers fail whatever tia selects for it.
                     continue
+                own = file == path or reads.star_imports  # its own names hold new ones
                 holds: bool | None = None
                 for scope, (found, dynamic) in reads.scopes.items():
                     hit = found & batch
                     if hit:
                         hits.setdefault(file, {}).setdefault(scope, set()).update(hit)
-                    if dynamic and first_dynamic:
+                    if dynamic and first_dynamic and (not new or reads.lists_names(scope, own)):
                         if holds is None:
                             holds = file == path or self._holds_module(file, path)
                         # An object's names are the changed module's only where the file
@@ -626,7 +656,8 @@ class Readers:
                         fallback.setdefault(file, min(risky))
                         continue
                     hit = unit.mentions & batch
-                    if not hit and not (unit.dynamic and first_dynamic):
+                    sees = unit.dynamic and first_dynamic and (not new or unit.lists_names(own))
+                    if not hit and not sees:
                         continue
                     name = min(hit) if hit else ANY
                     if unit.aliases is not None:
@@ -663,6 +694,8 @@ class Readers:
                         if unit.scope and _within(scope, unit.scope):
                             runs.setdefault(file, {}).setdefault(scope, name)
             batch = grown - rebound
+            if new and batch:
+                return _GREW
         if path in fallback:
             return None
         for scope in changed.scopes:
@@ -830,6 +863,34 @@ class Readers:
             if bound and _used_as_value(reads.tree, bound):
                 return True
         return False
+
+
+_GREW = object()  # `Readers._narrow`'s answer when the closure of new names grows
+
+
+def _lists_names(nodes: Iterable[ast.AST], local: frozenset[str], own: bool) -> bool:
+    """Whether code may list an object's names (``vars(obj)``, ``dir(obj)``, ``__dict__``,
+    ``sys.modules``, ``gc.get_objects()``), or, if `own`, its module's (``globals()``,
+    ``dir()``): the only dynamic reads that see a name nothing spelled before.  Reads
+    by a computed name (``getattr``, ``import_module``, ``eval``) take the name from
+    somewhere that had to spell it."""
+    called: set[int] = set()
+    for node in nodes:
+        if isinstance(node, ast.Call):
+            name = _called(node)
+            if name in _LISTS and not (isinstance(node.func, ast.Name) and name in local):
+                called.add(id(node.func))
+                of_object = name not in ("globals", "locals") and bool(node.args or node.keywords)
+                if of_object or own:
+                    return True
+            elif dotted(node.func) in _FINDS_OBJECTS:
+                return True
+        elif isinstance(node, ast.Name) and node.id in _LISTS:
+            if node.id not in local and id(node) not in called:
+                return True  # handed on: whatever calls it may list anything
+        elif isinstance(node, ast.Attribute) and (node.attr == "__dict__" or dotted(node) == "sys.modules"):
+            return True
+    return False
 
 
 def _holds_name(nodes: Iterable[ast.AST], dotted_names: set[str]) -> bool:

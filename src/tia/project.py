@@ -790,7 +790,7 @@ def _narrower(
             from tia.names import Readers
 
             readers = Readers(listing, worktree.read)
-        narrowed = readers.narrow(path, d.names or frozenset(), d.defs)
+        narrowed = readers.narrow(path, d.names or frozenset(), d.defs, d.new_defs)
         if narrowed is not None and any(ran(f, s) for f, s in narrowed.escapes.items()):
             return None
         return narrowed

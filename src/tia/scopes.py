@@ -423,10 +423,12 @@ class FileDiff(FrozenValue):
     of the old version whose body changed or disappeared.  ``names``, for a
     module change that only rebinds names (`tia.bindings.changed_names`): those
     names, and in ``defs`` the scopes of the defs whose ``def`` line changed;
-    ``None`` for any other module change.
+    ``None`` for any other module change.  ``new_defs``: the module-level change
+    is only new free defs (`diff_indexes`), which leaves the module's other
+    code, a test module's tests included, as it was.
     """
 
-    __slots__ = ("defs", "detail", "module_changed", "names", "scopes")
+    __slots__ = ("defs", "detail", "module_changed", "names", "new_defs", "scopes")
 
     def __init__(
         self,
@@ -435,12 +437,14 @@ class FileDiff(FrozenValue):
         detail: str = "",
         names: frozenset[str] | None = None,
         defs: frozenset[str] = frozenset(),
+        new_defs: bool = False,
     ) -> None:
         self.module_changed = module_changed
         self.scopes = scopes
         self.detail = detail
         self.names = names
         self.defs = defs
+        self.new_defs = new_defs
 
     @property
     def changed(self) -> bool:
@@ -454,9 +458,11 @@ def diff_indexes(old: FileIndex, new: FileIndex) -> FileDiff:
     """Compare two versions of a file.
 
     A free def that is new, whose name is no builtin and was neither bound nor
-    read anywhere in the old version, is no change at all: nothing can have
-    called it.  A free def that disappeared or
-    whose ``def`` line changed is a module change (something may have imported it).
+    read anywhere in the old version, is a change that only binds its name
+    (``new_defs``): nothing can have called it, but code that lists the module's
+    names (``vars(module)``, ``dir()``) sees it, and `tia.names` finds that code.
+    A free def that disappeared or whose ``def`` line changed is a module change
+    (something may have imported it).
     """
     if old.error or new.error:
         return FileDiff(module_changed=True, detail=new.error or "the old version did not parse")
@@ -466,11 +472,18 @@ def diff_indexes(old: FileIndex, new: FileIndex) -> FileDiff:
     for name, fp in old.free_defs.items():
         if new.free_defs.get(name) != fp:
             return _module_change(old, new, scopes, f"definition of {name} changed")
-    for name in new.free_defs.keys() - old.free_defs.keys():
+    added = sorted(new.free_defs.keys() - old.free_defs.keys())
+    for name in added:
         # A name the old version bound or read (a builtin such as `len` included) may be
         # called by existing code: defining it changes what that code does.
         if name in old.bound or name in _BUILTINS:
             return _module_change(old, new, scopes, f"{name} redefined")
+    if added:
+        # Its defaults and annotations run at import: `changed_names` judges them.
+        d = _module_change(old, new, scopes, f"new function {', '.join(added)}")
+        if d.names is not None:
+            return FileDiff(True, scopes, d.detail, d.names, d.defs, new_defs=True)
+        return d
     return FileDiff(module_changed=False, scopes=scopes)
 
 

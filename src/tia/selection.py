@@ -203,8 +203,8 @@ def select(
 
     def narrow(path: str, d: FileDiff) -> Narrowing | None:
         # A test module's module scope decides which tests it holds: any change to it
-        # counts for all of them.
-        return None if path in test_paths else given_narrow(path, d)
+        # counts for all of them, but a new function (a new test) leaves them as they were.
+        return None if path in test_paths and not d.new_defs else given_narrow(path, d)
 
     # Dependencies recorded per test, against the version each test ran with: only the
     # files with a version that is not the current one have dependents to check.
@@ -268,8 +268,10 @@ def _narrowing(
 ) -> Narrowing | None:
     """The readers of what a module-level change rebinds, when the change only rebinds
     names; None when every importer counts."""
-    if not d.module_changed or d.names is None or posixpath.basename(path) == "conftest.py":
+    if not d.module_changed or d.names is None:
         return None
+    if posixpath.basename(path) == "conftest.py" and not d.new_defs:
+        return None  # its module scope decides how the tests it governs run
     if d.scopes & facts.import_time.get(path, frozenset()):
         return None  # a function that ran at import time changed too: its effect has no name
     return narrow(path, d)
