@@ -423,6 +423,8 @@ def test_a_new_function_is_seen_only_by_code_that_lists_names() -> None:
         # `globals()` lists its own module's names: new ones only through a star import.
         "pkg/registry.py": "def find(name):\n    return globals().get(name)\n",
         "pkg/star.py": "from pkg.rates import *\n\n\ndef find(name):\n    return globals().get(name)\n",
+        # It lists another module's names, at import time: no new name of rates.
+        "pkg/ops.py": "import operator\n\nNAMES = sorted(vars(operator))\n",
     }
     added, defs = frozenset({"brand_new"}), frozenset({"brand_new"})
     new = readers(files).narrow("pkg/rates.py", added, defs, new=True)
@@ -432,6 +434,7 @@ def test_a_new_function_is_seen_only_by_code_that_lists_names() -> None:
     assert "pkg/getter.py" not in new.readers
     assert "pkg/runner.py" not in new.readers
     assert "pkg/registry.py" not in new.readers
+    assert new.fallback == {}
     # A rebound name that existed before may be read by a name computed from anywhere.
     rebound = readers(files).narrow("pkg/rates.py", added, defs)
     assert rebound is not None

@@ -297,9 +297,9 @@ class _UnitReads(FrozenValue):
         self.uses = _NO_USES if uses is None else uses
         self.node = node
 
-    def lists_names(self, own: bool) -> bool:
-        """Whether its import-time code may list an object's names (`_lists_names`)."""
-        return self.node is not None and _lists_names(_runs([self.node], True), frozenset(), own)
+    def lists_names(self, own: bool) -> int:
+        """How its import-time code may list names (`_lists_names`)."""
+        return NONE if self.node is None else _lists_names(_runs([self.node], True), frozenset(), own)
 
 
 class _FileReads:
@@ -312,7 +312,7 @@ class _FileReads:
         collector = ScopeCollector()
         collector.statements(tree.body)
         self.scope_nodes = collector.nodes
-        self._lists: dict[tuple[str, bool], bool] = {}
+        self._lists: dict[tuple[str, bool], int] = {}
         self.scopes: dict[str, tuple[frozenset[str], bool]] = {}
         for name, node in collector.nodes.items():
             found, dynamic = mentions(_runs(list(node.body), not postponed), _locals(node))
@@ -364,9 +364,9 @@ class _FileReads:
             owner, binds(stmt), plain, frozenset(found), dynamic, scope=scope, uses=uses, node=stmt
         )
 
-    def lists_names(self, scope: str, own: bool) -> bool:
-        """Whether the scope may list an object's names, or (`own`: the file is the
-        changed module, or star-imports) its module's (`_lists_names`)."""
+    def lists_names(self, scope: str, own: bool) -> int:
+        """How the scope may list names (`_lists_names`); `own`: the file is the
+        changed module, or star-imports, so its own names hold new ones."""
         if (scope, own) not in self._lists:
             node = self.scope_nodes[scope]
             self._lists[scope, own] = _lists_names(_runs(list(node.body), True), _locals(node), own)
@@ -634,18 +634,23 @@ class Readers:
                     # It cannot run either; its importers fail whatever tia selects for it.
                     continue
                 own = file == path or reads.star_imports  # its own names hold new ones
-                holds: bool | None = None
+                holds = functools.cache(lambda f=file: f == path or self._holds_module(f, path))
                 for scope, (found, dynamic) in reads.scopes.items():
                     hit = found & batch
                     if hit:
                         hits.setdefault(file, {}).setdefault(scope, set()).update(hit)
-                    if dynamic and first_dynamic and (not new or reads.lists_names(scope, own)):
-                        if holds is None:
-                            holds = file == path or self._holds_module(file, path)
-                        # An object's names are the changed module's only where the file
-                        # holds that module; else only a changed class's.
-                        reads_what = ANY if dynamic == MODULES or holds else ATTRIBUTES
-                        hits.setdefault(file, {}).setdefault(scope, set()).add(reads_what)
+                    if not (dynamic and first_dynamic):
+                        continue
+                    if new:
+                        # Only a listing of the module's names sees a new function.
+                        listing = reads.lists_names(scope, own)
+                        if listing == MODULES or (listing == OBJECT and holds()):
+                            hits.setdefault(file, {}).setdefault(scope, set()).add(ANY)
+                        continue
+                    # An object's names are the changed module's only where the file
+                    # holds that module; else only a changed class's.
+                    reads_what = ANY if dynamic == MODULES or holds() else ATTRIBUTES
+                    hits.setdefault(file, {}).setdefault(scope, set()).add(reads_what)
                 for unit in reads.units:
                     # Code that runs at import and may raise now: the file's importers fail.
                     risky = (unit.mentions | unit.uses.evaluated) & removed
@@ -656,7 +661,10 @@ class Readers:
                         fallback.setdefault(file, min(risky))
                         continue
                     hit = unit.mentions & batch
-                    sees = unit.dynamic and first_dynamic and (not new or unit.lists_names(own))
+                    sees = unit.dynamic and first_dynamic
+                    if sees and new:
+                        listing = unit.lists_names(own)
+                        sees = listing == MODULES or (listing == OBJECT and holds())
                     if not hit and not sees:
                         continue
                     name = min(hit) if hit else ANY
@@ -868,29 +876,35 @@ class Readers:
 _GREW = object()  # `Readers._narrow`'s answer when the closure of new names grows
 
 
-def _lists_names(nodes: Iterable[ast.AST], local: frozenset[str], own: bool) -> bool:
-    """Whether code may list an object's names (``vars(obj)``, ``dir(obj)``, ``__dict__``,
-    ``sys.modules``, ``gc.get_objects()``), or, if `own`, its module's (``globals()``,
-    ``dir()``): the only dynamic reads that see a name nothing spelled before.  Reads
-    by a computed name (``getattr``, ``import_module``, ``eval``) take the name from
-    somewhere that had to spell it."""
+def _lists_names(nodes: Iterable[ast.AST], local: frozenset[str], own: bool) -> int:
+    """How code may list names, the only dynamic reads that see a name nothing spelled
+    before: `OBJECT`, an object's it is handed (``vars(obj)``, ``dir(obj)``,
+    ``__dict__``); `MODULES`, any module's (``sys.modules``, ``gc.get_objects()``,
+    ``vars`` handed on) or, if `own`, its module's (``globals()``, ``dir()``); else
+    `NONE`.  Reads by a computed name (``getattr``, ``import_module``, ``eval``) take
+    the name from somewhere that had to spell it."""
+    level = NONE
     called: set[int] = set()
     for node in nodes:
         if isinstance(node, ast.Call):
             name = _called(node)
             if name in _LISTS and not (isinstance(node.func, ast.Name) and name in local):
                 called.add(id(node.func))
-                of_object = name not in ("globals", "locals") and bool(node.args or node.keywords)
-                if of_object or own:
-                    return True
+                if name not in ("globals", "locals") and (node.args or node.keywords):
+                    level = max(level, OBJECT)
+                elif own:
+                    return MODULES
             elif dotted(node.func) in _FINDS_OBJECTS:
-                return True
+                return MODULES
         elif isinstance(node, ast.Name) and node.id in _LISTS:
             if node.id not in local and id(node) not in called:
-                return True  # handed on: whatever calls it may list anything
-        elif isinstance(node, ast.Attribute) and (node.attr == "__dict__" or dotted(node) == "sys.modules"):
-            return True
-    return False
+                return MODULES  # handed on: whatever calls it may list anything
+        elif isinstance(node, ast.Attribute):
+            if dotted(node) == "sys.modules":
+                return MODULES
+            if node.attr == "__dict__":
+                level = max(level, OBJECT)
+    return level
 
 
 def _holds_name(nodes: Iterable[ast.AST], dotted_names: set[str]) -> bool:
