@@ -331,6 +331,8 @@ def test_a_scope_that_reads_names_dynamically_reads_every_name() -> None:
         {"pyproject.toml": '[tool.flit.module]\nname = "pkg.rates"\n[oops\n'},
         {"tests/conftest.py": "PLUGIN = 'pkg.rates'\n"},
         {"pkg/load.py": "TARGET = 'pkg.rates'\n", "pytest.ini": "[pytest]\naddopts = -p pkg.load\n"},
+        {"tox.ini": "[testenv]\nsetenv =\n    DJANGO_SETTINGS_MODULE = pkg.rates\n"},
+        {"pyproject.toml": '[tool.hatch.envs.default.env-vars]\nDJANGO_SETTINGS_MODULE = "pkg.rates"\n'},
     ],
     ids=[
         "module passed to a call",
@@ -343,6 +345,8 @@ def test_a_scope_that_reads_names_dynamically_reads_every_name() -> None:
         "named in configuration that does not parse",
         "named by a conftest.py at import",
         "named at import by a module pytest loads at start-up",
+        "named in a tox environment tia may run in",
+        "named in a hatch environment tia may run in",
     ],
 )
 def test_a_module_others_may_reach_by_name_or_as_an_object_cannot_be_narrowed(extra: dict[str, str]) -> None:
@@ -363,9 +367,8 @@ def test_a_module_others_may_reach_by_name_or_as_an_object_cannot_be_narrowed(ex
                 """
         },
         {"setup.cfg": "[metadata]\nname = pkg.rates\n[options]\npackages = pkg.rates\n[isort]\nx=pkg.rates"},
-        {"tox.ini": "[testenv]\ncommands = python -m pkg.rates\n"},
     ],
-    ids=["pyproject.toml", "setup.cfg", "tox.ini"],
+    ids=["pyproject.toml", "setup.cfg"],
 )
 def test_a_module_named_only_where_packaging_and_lint_tools_read_is_narrowed(extra: dict[str, str]) -> None:
     narrowed = readers({**PKG, **extra}).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())

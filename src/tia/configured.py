@@ -32,7 +32,8 @@ _INERT_TOML = frozenset(
             )
         ),
         ("tool", "flit", "module"), ("tool", "flit", "sdist"), ("tool", "flit", "metadata"),
-        ("tool", "setuptools"), ("tool", "setuptools_scm"), ("tool", "hatch"), ("tool", "pdm", "build"),
+        ("tool", "setuptools"), ("tool", "setuptools_scm"), ("tool", "pdm", "build"),
+        ("tool", "hatch", "build"), ("tool", "hatch", "version"), ("tool", "hatch", "metadata"),
         ("tool", "poetry", "name"), ("tool", "poetry", "version"), ("tool", "poetry", "packages"),
         ("tool", "poetry", "dependencies"), ("tool", "poetry", "group"),
         ("tool", "coverage", "report"), ("tool", "coverage", "paths"), ("tool", "coverage", "html"),
@@ -48,13 +49,15 @@ _INERT_TOML = frozenset(
         ),
     }
 )  # fmt: skip
-# Sections of setup.cfg and tox.ini that only packaging, lint and tox itself read
-# (tox runs its own commands; pytest reads only ``[pytest]`` and ``[tool:pytest]``).
+# Sections of setup.cfg and tox.ini that only packaging and lint tools read.  tox's
+# own count: tia may run inside a tox environment, with its variables
+# (``DJANGO_SETTINGS_MODULE``) and commands (``tia run -- -p pkg.plugin``); so
+# do hatch's environments in pyproject.toml.
 _INERT_INI = re.compile(
     r"metadata|options|options\.(?:packages\.find|package_data|exclude_package_data|extras_require"
     r"|data_files)|bdist_wheel|sdist|egg_info|flake8|isort|pycodestyle|pydocstyle|pylint(?:\..*)?"
     r"|mypy(?:-.*)?|coverage:(?:report|paths|html|xml|json)|codespell|check-manifest"
-    r"|bumpversion(?::.*)?|tox(?::.*)?|testenv(?::.*)?|gh-actions(?::.*)?|zest\.releaser"
+    r"|bumpversion(?::.*)?|zest\.releaser"
 )
 
 
