@@ -367,8 +367,9 @@ def test_a_module_others_may_reach_by_name_or_as_an_object_cannot_be_narrowed(ex
                 """
         },
         {"setup.cfg": "[metadata]\nname = pkg.rates\n[options]\npackages = pkg.rates\n[isort]\nx=pkg.rates"},
+        {"tox.ini": "[testenv]\ncommands = pytest --cov=pkg.rates --cov pkg.rates --cov-report term\n"},
     ],
-    ids=["pyproject.toml", "setup.cfg"],
+    ids=["pyproject.toml", "setup.cfg", "pytest-cov's source"],
 )
 def test_a_module_named_only_where_packaging_and_lint_tools_read_is_narrowed(extra: dict[str, str]) -> None:
     narrowed = readers({**PKG, **extra}).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())

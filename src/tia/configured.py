@@ -61,6 +61,11 @@ _INERT_INI = re.compile(
 )
 
 
+# pytest-cov's source option (``--cov=pkg``, ``--cov pkg``): coverage.py measures the
+# package, it reads none of its names.
+_COVERAGE_SOURCE = re.compile(r"--cov(?:=|\s+)(?!-)\S+")
+
+
 def names_module(filename: str, text: bytes, pattern: re.Pattern[bytes]) -> bool:
     """Whether `text`, the content of the configuration file `filename` (one of
     `FILES`), matches `pattern` in a part that something a test runs may read."""
@@ -69,7 +74,7 @@ def names_module(filename: str, text: bytes, pattern: re.Pattern[bytes]) -> bool
     try:
         decoded = text.decode("utf-8")
         strings = _toml_strings(decoded) if filename == "pyproject.toml" else _ini_strings(decoded)
-        return any(pattern.search(s.encode()) for s in strings)
+        return any(pattern.search(_COVERAGE_SOURCE.sub("", s).encode()) for s in strings)
     except (ValueError, configparser.Error):
         # Not parseable (tomllib's errors are ValueErrors): the text matched, so it counts.
         return True
