@@ -429,6 +429,10 @@ def test_a_new_function_is_seen_only_by_code_that_lists_names() -> None:
         "pkg/star.py": "from pkg.rates import *\n\n\ndef find(name):\n    return globals().get(name)\n",
         # It lists another module's names, at import time: no new name of rates.
         "pkg/ops.py": "import operator\n\nNAMES = sorted(vars(operator))\n",
+        # It holds rates, and lists the names of builtins only.
+        "pkg/builtin.py": "import builtins\n\nfrom pkg import rates\n\nNAMES = dir(builtins)\n",
+        # `pkg` is the work tree's: its names may be rates' (`from .rates import *`).
+        "pkg/whole.py": "import pkg.rates\n\n\ndef names():\n    return dir(pkg)\n",
     }
     added, defs = frozenset({"brand_new"}), frozenset({"brand_new"})
     new = readers(files).narrow("pkg/rates.py", added, defs, new=True)
@@ -439,6 +443,7 @@ def test_a_new_function_is_seen_only_by_code_that_lists_names() -> None:
     assert "pkg/runner.py" not in new.readers
     assert "pkg/registry.py" not in new.readers
     assert new.fallback == {}
+    assert new.readers["pkg/whole.py"] == {"names": ANY}
     # A rebound name that existed before may be read by a name computed from anywhere.
     rebound = readers(files).narrow("pkg/rates.py", added, defs)
     assert rebound is not None

@@ -34,7 +34,7 @@ import ast
 import functools
 import re
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Any
 
 from tia import configured
@@ -297,9 +297,11 @@ class _UnitReads(FrozenValue):
         self.uses = _NO_USES if uses is None else uses
         self.node = node
 
-    def lists_names(self, own: bool) -> int:
+    def lists_names(self, own: bool, others: frozenset[str]) -> int:
         """How its import-time code may list names (`_lists_names`)."""
-        return NONE if self.node is None else _lists_names(_runs([self.node], True), frozenset(), own)
+        if self.node is None:
+            return NONE
+        return _lists_names(_runs([self.node], True), frozenset(), own, others)
 
 
 class _FileReads:
@@ -312,7 +314,7 @@ class _FileReads:
         collector = ScopeCollector()
         collector.statements(tree.body)
         self.scope_nodes = collector.nodes
-        self._lists: dict[tuple[str, bool], int] = {}
+        self._lists: dict[tuple[str, bool, frozenset[str]], int] = {}
         self.scopes: dict[str, tuple[frozenset[str], bool]] = {}
         for name, node in collector.nodes.items():
             found, dynamic = mentions(_runs(list(node.body), not postponed), _locals(node))
@@ -364,13 +366,27 @@ class _FileReads:
             owner, binds(stmt), plain, frozenset(found), dynamic, scope=scope, uses=uses, node=stmt
         )
 
-    def lists_names(self, scope: str, own: bool) -> int:
+    def lists_names(self, scope: str, own: bool, others: frozenset[str]) -> int:
         """How the scope may list names (`_lists_names`); `own`: the file is the
         changed module, or star-imports, so its own names hold new ones."""
-        if (scope, own) not in self._lists:
+        key = (scope, own, others)
+        if key not in self._lists:
             node = self.scope_nodes[scope]
-            self._lists[scope, own] = _lists_names(_runs(list(node.body), True), _locals(node), own)
-        return self._lists[scope, own]
+            self._lists[key] = _lists_names(_runs(list(node.body), True), _locals(node), own, others)
+        return self._lists[key]
+
+    def outside_modules(self, tops: Collection[str]) -> frozenset[str]:
+        """The names its top-level ``import`` statements bind to a module outside the
+        work tree (``import builtins``; `tops`: the first part of every dotted name
+        the work tree's modules have), and that nothing else in the file binds."""
+        names = {
+            alias.asname or alias.name.split(".", 1)[0]
+            for stmt in self.tree.body
+            if isinstance(stmt, ast.Import)
+            for alias in stmt.names
+            if alias.name.split(".", 1)[0] not in tops
+        }
+        return frozenset(names - self.purity.shadowed)
 
     @functools.cached_property
     def star_imports(self) -> bool:
@@ -544,6 +560,10 @@ class Readers:
     def _resolver(self) -> ModuleResolver:
         return ModuleResolver(self._python)
 
+    @functools.cached_property
+    def _top_names(self) -> frozenset[str]:
+        return frozenset(name.split(".", 1)[0] for name in self._resolver.by_name)
+
     def _text(self, path: str) -> bytes:
         if path not in self._texts:
             self._texts[path] = self._read(path) or b""
@@ -634,6 +654,7 @@ class Readers:
                     # It cannot run either; its importers fail whatever tia selects for it.
                     continue
                 own = file == path or reads.star_imports  # its own names hold new ones
+                others = reads.outside_modules(self._top_names) if new else frozenset()
                 holds = functools.cache(lambda f=file: f == path or self._holds_module(f, path))
                 for scope, (found, dynamic) in reads.scopes.items():
                     hit = found & batch
@@ -643,7 +664,7 @@ class Readers:
                         continue
                     if new:
                         # Only a listing of the module's names sees a new function.
-                        listing = reads.lists_names(scope, own)
+                        listing = reads.lists_names(scope, own, others)
                         if listing == MODULES or (listing == OBJECT and holds()):
                             hits.setdefault(file, {}).setdefault(scope, set()).add(ANY)
                         continue
@@ -663,7 +684,7 @@ class Readers:
                     hit = unit.mentions & batch
                     sees = unit.dynamic and first_dynamic
                     if sees and new:
-                        listing = unit.lists_names(own)
+                        listing = unit.lists_names(own, others)
                         sees = listing == MODULES or (listing == OBJECT and holds())
                     if not hit and not sees:
                         continue
@@ -876,13 +897,18 @@ class Readers:
 _GREW = object()  # `Readers._narrow`'s answer when the closure of new names grows
 
 
-def _lists_names(nodes: Iterable[ast.AST], local: frozenset[str], own: bool) -> int:
+def _lists_names(nodes: Iterable[ast.AST], local: frozenset[str], own: bool, others: frozenset[str]) -> int:
     """How code may list names, the only dynamic reads that see a name nothing spelled
     before: `OBJECT`, an object's it is handed (``vars(obj)``, ``dir(obj)``,
-    ``__dict__``); `MODULES`, any module's (``sys.modules``, ``gc.get_objects()``,
-    ``vars`` handed on) or, if `own`, its module's (``globals()``, ``dir()``); else
-    `NONE`.  Reads by a computed name (``getattr``, ``import_module``, ``eval``) take
-    the name from somewhere that had to spell it."""
+    ``__dict__``), unless that is one of `others`, names the file binds to other
+    modules (``dir(builtins)``); `MODULES`, any module's (``sys.modules``,
+    ``gc.get_objects()``, ``vars`` handed on) or, if `own`, its module's
+    (``globals()``, ``dir()``); else `NONE`.  Reads by a computed name (``getattr``,
+    ``import_module``, ``eval``) take the name from somewhere that had to spell it."""
+
+    def another_module(node: ast.expr) -> bool:
+        return isinstance(node, ast.Name) and node.id in others and node.id not in local
+
     level = NONE
     called: set[int] = set()
     for node in nodes:
@@ -890,8 +916,10 @@ def _lists_names(nodes: Iterable[ast.AST], local: frozenset[str], own: bool) -> 
             name = _called(node)
             if name in _LISTS and not (isinstance(node.func, ast.Name) and name in local):
                 called.add(id(node.func))
-                if name not in ("globals", "locals") and (node.args or node.keywords):
-                    level = max(level, OBJECT)
+                listed = [*node.args, *(k.value for k in node.keywords)]
+                if name not in ("globals", "locals") and listed:
+                    if not all(another_module(a) for a in listed):
+                        level = max(level, OBJECT)
                 elif own:
                     return MODULES
             elif dotted(node.func) in _FINDS_OBJECTS:
@@ -902,7 +930,7 @@ def _lists_names(nodes: Iterable[ast.AST], local: frozenset[str], own: bool) -> 
         elif isinstance(node, ast.Attribute):
             if dotted(node) == "sys.modules":
                 return MODULES
-            if node.attr == "__dict__":
+            if node.attr == "__dict__" and not another_module(node.value):
                 level = max(level, OBJECT)
     return level
 
