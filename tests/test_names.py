@@ -368,8 +368,16 @@ def test_a_module_others_may_reach_by_name_or_as_an_object_cannot_be_narrowed(ex
         },
         {"setup.cfg": "[metadata]\nname = pkg.rates\n[options]\npackages = pkg.rates\n[isort]\nx=pkg.rates"},
         {"tox.ini": "[testenv]\ncommands = pytest --cov=pkg.rates --cov pkg.rates --cov-report term\n"},
+        {"pyproject.toml": '[project.scripts]\n"pkg.rates" = "pkg.cli:main"\n'},
+        {"setup.cfg": "[options.entry_points]\nconsole_scripts =\n    pkg.rates = pkg.cli:main\n"},
     ],
-    ids=["pyproject.toml", "setup.cfg", "pytest-cov's source"],
+    ids=[
+        "pyproject.toml",
+        "setup.cfg",
+        "pytest-cov's source",
+        "a script's name",
+        "a script's name, setup.cfg",
+    ],
 )
 def test_a_module_named_only_where_packaging_and_lint_tools_read_is_narrowed(extra: dict[str, str]) -> None:
     narrowed = readers({**PKG, **extra}).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())
@@ -391,6 +399,13 @@ def test_import_time_code_that_names_the_module_is_an_escape(load: str) -> None:
     narrowed = readers({**PKG, "pkg/load.py": load}).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())
     assert narrowed is not None
     assert narrowed.escapes["pkg/load.py"] >= {MODULE}
+
+
+def test_a_name_in_all_is_no_module() -> None:
+    files = {**PKG, "pkg/__init__.py": "from pkg.rates import rate\n\n__all__ = ['rate', 'pkg.rates']\n"}
+    narrowed = readers(files).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())
+    assert narrowed is not None
+    assert narrowed.escapes == {}
 
 
 def test_a_function_that_names_the_module_is_an_escape_not_a_reader() -> None:

@@ -49,6 +49,11 @@ _INERT_TOML = frozenset(
         ),
     }
 )  # fmt: skip
+# Tables whose keys name scripts and entry points, not modules (their values count).
+_ENTRY_POINTS = (
+    ("project", "scripts"), ("project", "gui-scripts"), ("project", "entry-points"),
+    ("tool", "poetry", "scripts"), ("tool", "poetry", "plugins"),
+)  # fmt: skip
 # Sections of setup.cfg and tox.ini that only packaging and lint tools read.  tox's
 # own count: tia may run inside a tox environment, with its variables
 # (``DJANGO_SETTINGS_MODULE``) and commands (``tia run -- -p pkg.plugin``); so
@@ -94,8 +99,10 @@ def _live(value: Any, path: tuple[str, ...]) -> Iterator[str]:
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
+        named = any(path[: len(p)] == p for p in _ENTRY_POINTS)
         for key, item in value.items():
-            yield key
+            if not named:
+                yield key
             yield from _live(item, (*path, key))
     elif isinstance(value, list):
         for item in value:
@@ -110,7 +117,10 @@ def _ini_strings(text: str) -> list[str]:
         if not _INERT_INI.fullmatch(section):
             strings.append(section)
             for key, value in parser.items(section, raw=True):
-                strings.extend((key, value))
+                if section == "options.entry_points":  # lines of `name = module:attr`
+                    strings.extend(line.partition("=")[2] or line for line in value.splitlines())
+                else:
+                    strings.extend((key, value))
     return strings
 
 

@@ -847,7 +847,9 @@ class Readers:
             reads = self._parsed(file)
             if reads is None:
                 continue
-            if _holds_name(_runs(reads.tree.body, True), dotted_names):
+            # `__all__ = ["tabulate"]` names a function of the module, not a module.
+            exports = {id(n) for n in _exported(reads.tree)}
+            if _holds_name((n for n in _runs(reads.tree.body, True) if id(n) not in exports), dotted_names):
                 if file.rsplit("/", 1)[-1] == "conftest.py" or self._configured(file):
                     return None
                 scopes.setdefault(file, set()).add(MODULE)
@@ -933,6 +935,15 @@ def _lists_names(nodes: Iterable[ast.AST], local: frozenset[str], own: bool, oth
             if node.attr == "__dict__" and not another_module(node.value):
                 level = max(level, OBJECT)
     return level
+
+
+def _exported(tree: ast.Module) -> Iterator[ast.AST]:
+    """The nodes of the values a module assigns to ``__all__`` at module level."""
+    for stmt in tree.body:
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else [getattr(stmt, "target", None)]
+        value = getattr(stmt, "value", None)
+        if value is not None and any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
+            yield from ast.walk(value)
 
 
 def _holds_name(nodes: Iterable[ast.AST], dotted_names: set[str]) -> bool:
