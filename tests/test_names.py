@@ -446,6 +446,9 @@ def test_a_new_function_is_seen_only_by_code_that_lists_names() -> None:
         "pkg/ops.py": "import operator\n\nNAMES = sorted(vars(operator))\n",
         # It holds rates, and lists the names of builtins only.
         "pkg/builtin.py": "import builtins\n\nfrom pkg import rates\n\nNAMES = dir(builtins)\n",
+        # One module by its name, not a list of them.
+        "pkg/main.py": "import sys\n\n\ndef prog():\n    return sys.modules['__main__'].__spec__\n",
+        "pkg/walk.py": "import sys\n\n\ndef every():\n    return [vars(m) for m in list(sys.modules)]\n",
         # `pkg` is the work tree's: its names may be rates' (`from .rates import *`).
         "pkg/whole.py": "import pkg.rates\n\n\ndef names():\n    return dir(pkg)\n",
     }
@@ -459,6 +462,8 @@ def test_a_new_function_is_seen_only_by_code_that_lists_names() -> None:
     assert "pkg/registry.py" not in new.readers
     assert new.fallback == {}
     assert new.readers["pkg/whole.py"] == {"names": ANY}
+    assert new.readers["pkg/walk.py"] == {"every": ANY}
+    assert "pkg/main.py" not in new.readers
     # A rebound name that existed before may be read by a name computed from anywhere.
     rebound = readers(files).narrow("pkg/rates.py", added, defs)
     assert rebound is not None

@@ -913,7 +913,12 @@ def _lists_names(nodes: Iterable[ast.AST], local: frozenset[str], own: bool, oth
 
     level = NONE
     called: set[int] = set()
+    keyed: set[int] = set()  # `sys.modules[name]`, `sys.modules.get(name)`: one module, no list
     for node in nodes:
+        if isinstance(node, ast.Subscript) or (
+            isinstance(node, ast.Attribute) and node.attr in ("get", "pop", "setdefault")
+        ):
+            keyed.add(id(node.value))
         if isinstance(node, ast.Call):
             name = _called(node)
             if name in _LISTS and not (isinstance(node.func, ast.Name) and name in local):
@@ -930,7 +935,7 @@ def _lists_names(nodes: Iterable[ast.AST], local: frozenset[str], own: bool, oth
             if node.id not in local and id(node) not in called:
                 return MODULES  # handed on: whatever calls it may list anything
         elif isinstance(node, ast.Attribute):
-            if dotted(node) == "sys.modules":
+            if dotted(node) == "sys.modules" and id(node) not in keyed:
                 return MODULES
             if node.attr == "__dict__" and not another_module(node.value):
                 level = max(level, OBJECT)
