@@ -6,7 +6,7 @@ of its attributes read, so `tia.names` narrows no module-level change to it.
 Much of a configuration file is read only by packaging and lint tools, never
 by anything a test runs: the package name a build backend puts in the wheel
 (``[tool.flit.module] name``), a distribution's metadata, isort's first-party
-list.  `names_module` ignores those parts, listed here; everything else,
+list.  `live_strings` leaves out those parts, listed here; everything else,
 whatever tool it belongs to, counts.  A file that does not parse counts whole.
 """
 
@@ -71,18 +71,16 @@ _INERT_INI = re.compile(
 _COVERAGE_SOURCE = re.compile(r"--cov(?:=|\s+)(?!-)\S+")
 
 
-def names_module(filename: str, text: bytes, pattern: re.Pattern[bytes]) -> bool:
-    """Whether `text`, the content of the configuration file `filename` (one of
-    `FILES`), matches `pattern` in a part that something a test runs may read."""
-    if pattern.search(text) is None:
-        return False
+def live_strings(filename: str, text: bytes) -> list[bytes] | None:
+    """The strings of `text`, the content of the configuration file `filename` (one
+    of `FILES`), in the parts that something a test runs may read, encoded; None when
+    it does not parse, and every part counts."""
     try:
         decoded = text.decode("utf-8")
         strings = _toml_strings(decoded) if filename == "pyproject.toml" else _ini_strings(decoded)
-        return any(pattern.search(_COVERAGE_SOURCE.sub("", s).encode()) for s in strings)
-    except (ValueError, configparser.Error):
-        # Not parseable (tomllib's errors are ValueErrors): the text matched, so it counts.
-        return True
+    except (ValueError, configparser.Error):  # tomllib's errors are ValueErrors
+        return None
+    return [_COVERAGE_SOURCE.sub("", s).encode() for s in strings]
 
 
 def _toml_strings(text: str) -> list[str]:

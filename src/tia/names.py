@@ -551,6 +551,7 @@ class Readers:
         self._python = [p for p in self._paths if p.endswith(".py")]
         self._read = read
         self._texts: dict[str, bytes] = {}
+        self._strings: dict[str, list[bytes] | None] = {}  # configuration files' (`_configured`)
         self._files: dict[str, _FileReads | None] = {}
         self._results: dict[tuple[str, frozenset[str], frozenset[str], bool], Narrowing | None] = {}
         self._folded: dict[str, tuple[dict[str, Any], set[int]]] = {}
@@ -870,11 +871,22 @@ class Readers:
             + b"|".join(re.escape(n.encode()) for n in sorted(dotted_names))
             + rb")(?![\w.:])"
         )
-        for candidate in self._paths:
-            name = candidate.rsplit("/", 1)[-1]
-            if name in configured.FILES and configured.names_module(name, self._text(candidate), pattern):
+        for candidate in self._config_files:
+            if pattern.search(self._text(candidate)) is None:
+                continue
+            strings = self._live_strings(candidate)
+            if strings is None or any(pattern.search(s) for s in strings):
                 return True
         return False
+
+    @functools.cached_property
+    def _config_files(self) -> list[str]:
+        return [p for p in self._paths if p.rsplit("/", 1)[-1] in configured.FILES]
+
+    def _live_strings(self, path: str) -> list[bytes] | None:
+        if path not in self._strings:
+            self._strings[path] = configured.live_strings(path.rsplit("/", 1)[-1], self._text(path))
+        return self._strings[path]
 
     def _module_escapes(self, path: str) -> bool:
         """Whether some file uses the module object itself as a value (not ``mod.name``):
