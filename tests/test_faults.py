@@ -101,6 +101,25 @@ def test_a_map_found_corrupt_midway_through_planning_is_mapped_again_whole(mappe
     assert mapped.run().ran() == set()
 
 
+def test_a_tampered_list_of_ignored_sources_is_never_read_outside_the_repository(
+    mapped: GitProject,
+) -> None:
+    # The list names files tia hashes on every run: a path outside the work tree in it is
+    # a tampered map, moved aside like any other.
+    code = (
+        "import sys; from pathlib import Path; from tia.store import Store; "
+        "s = Store(Path(sys.argv[1]), print).open(); "
+        "s.cache.set('meta', {**s.meta(), 'ignored_sources': ['../../etc/passwd']})"
+    )
+    subprocess.run([sys.executable, "-c", code, str(mapped.path / ".tia")], check=True)
+    result = mapped.run()
+    assert result.rc == 0, result
+    assert "moved it to" in result.stderr
+    assert "unsafe path" in result.stderr
+    assert result.ran() == ALL_SAMPLE_TESTS
+    assert mapped.run().ran() == set()
+
+
 def test_a_map_from_a_newer_tia_is_refused_and_kept(mapped: GitProject) -> None:
     code = (
         "import sys; from pathlib import Path; from tia.store import Store; "

@@ -7,8 +7,11 @@ submodules.  (A shallow clone without the merge-base is in test_faults.py.)
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -571,3 +574,99 @@ def test_a_listing_started_before_waiting_for_the_lock_is_taken_again_after_it(
         project.write("written_while_waiting.txt", "")
     thread.join(timeout=60)
     assert "written_while_waiting.txt" in files
+
+
+GENERATED = {
+    "pyproject.toml": """
+        [tool.pytest.ini_options]
+        pythonpath = ["."]
+        testpaths = ["tests"]
+        """,
+    ".gitignore": "pkg/_version.py\nbuild/\n",
+    "pkg/__init__.py": "from pkg._version import VERSION\n",
+    "pkg/_version.py": 'VERSION = "1.0"\n',
+    "pkg/core.py": """
+        def add(a, b):
+            return a + b
+        """,
+    "tests/test_version.py": """
+        import pkg
+
+
+        def test_version():
+            assert pkg.VERSION == "1.0"
+        """,
+    # Imported after test_version.py ran pkg/_version.py: only the import graph ties
+    # this test to it.
+    "tests/test_label.py": """
+        from pkg._version import VERSION
+
+        LABEL = "v" + VERSION
+
+
+        def test_label():
+            assert LABEL == "v1.0"
+        """,
+    "tests/test_core.py": """
+        from pkg.core import add
+
+
+        def test_add():
+            assert add(1, 2) == 3
+        """,
+}
+
+
+@pytest.fixture
+def generated(tmp_path: Path) -> GitProject:
+    """A project whose package imports a module git ignores, as a generated `_version.py` is."""
+    proj = GitProject(tmp_path / "gen")
+    proj.write_all(GENERATED)
+    # Written well before the map's run starts, as a build step leaves it.
+    past = time.time() - 60
+    os.utime(proj.path / "pkg/_version.py", (past, past))
+    proj.commit("initial")
+    assert "pkg/_version.py" not in GitRepo(proj.path).worktree_files()
+    assert proj.run("--all").rc == 0
+    return proj
+
+
+def test_a_python_file_git_ignores_is_a_dependency_of_the_tests_that_use_it(generated: GitProject) -> None:
+    # Nothing changed: the ignored file is in the map's listing, and not new to it.
+    assert generated.run().ran() == set()
+    assert generated.run("--since", "main").ran() == set()
+    shutil.copytree(generated.path / ".tia", generated.path.parent / "saved")
+    generated.replace("pkg/_version.py", '"1.0"', '"2.0"')
+    failing = {"tests/test_version.py::test_version", "tests/test_label.py::test_label"}
+    result = generated.run()
+    assert result.failed() == failing, result
+    shutil.rmtree(generated.path / ".tia")
+    shutil.copytree(generated.path.parent / "saved", generated.path / ".tia")
+    result = generated.run("--since", "main")
+    assert result.failed() == failing, result
+
+
+def test_an_ignored_python_file_a_test_wrote_during_the_run_is_not_pinned(generated: GitProject) -> None:
+    # A file written during the run may not be what the test read: it counts as
+    # changed until a run finds it older than itself.
+    generated.write(
+        "tests/test_build.py",
+        """
+        import importlib
+        import pathlib
+
+
+        def test_builds_and_imports():
+            out = pathlib.Path(__file__).parent.parent / "build" / "made.py"
+            out.parent.mkdir(exist_ok=True)
+            out.write_text("VALUE = 1\\n")
+            spec = importlib.util.spec_from_file_location("made", out)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            assert module.VALUE == 1
+        """,
+    )
+    assert generated.run().ran() == {"tests/test_build.py::test_builds_and_imports"}
+    meta = Project(load_config(generated.path, generated.path), lambda message: None).meta()
+    assert meta["ignored_sources"] == ["pkg/_version.py"]
+    assert generated.run().ran() == {"tests/test_build.py::test_builds_and_imports"}

@@ -217,6 +217,14 @@ BROKEN: dict[str, tuple[Callable[[Source], bytes], str]] = {
         _edited(lambda d: _first("snapshots")(d).update({"/etc/passwd": "a" * 40})),
         "unsafe path '/etc/passwd'",
     ),
+    "../ ignored source": (
+        _edited(lambda d: d["meta"].update(ignored_sources=["../outside.py"])),
+        "unsafe path '../outside.py'",
+    ),
+    "ignored sources as a string": (
+        _edited(lambda d: d["meta"].update(ignored_sources="pkg/_version.py")),
+        "meta ignored_sources must be a list of paths",
+    ),
     "absolute rootdir": (_edited(lambda d: d["meta"].update(rootdir="/srv/app")), "unsafe path '/srv/app'"),
     "../ data file read": (
         _edited(lambda d: d["facts"]["reads"].update({"pkg/reader.py": ["../secret.json"]})),

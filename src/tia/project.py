@@ -40,11 +40,15 @@ from tia.records import (
     TestRecord,
     deps_from_json,
     safe_path,
+    safe_paths,
 )
 from tia.selection import ChangeSource, Reason, Selection, select
 from tia.store import Store, gc_paused
 from tia.values import FrozenValue, Value
-from tia.worktree import WorkTree, snapshot_id
+from tia.worktree import WorkTree, settled_blob, snapshot_id
+
+# The meta record's list of Python files git ignores that tests ran (`Project._ignored_sources`).
+IGNORED_SOURCES = "ignored_sources"
 
 if TYPE_CHECKING:  # tia.scopes loads when a file changed or a run is stored, not to find nothing to do
     from tia.names import Narrowing, Readers
@@ -339,7 +343,9 @@ class Project:
 
         self.open_store()
         worktree = self.worktree()
-        listing = worktree.listing(self.git.worktree_files())
+        files = self.git.worktree_files()
+        unlisted = self._ignored_sources(files)
+        listing = worktree.listing(files + unlisted)
         if worktree.dirty:
             self.store.put_stat_cache(worktree.stat)
         env = self.environment()
@@ -388,7 +394,10 @@ class Project:
                 continue
             sources.append(ChangeSource("changed", old, frozenset(nodeids)))
         if base is not None:
-            sources.append(ChangeSource("since", base.files, frozenset(tests)))
+            # git has no history of a file it ignores: what changed in one is what changed
+            # since each test ran (the sources above), never a difference from the base.
+            ignored_now = {path: listing[path] for path in unlisted if path in listing}
+            sources.append(ChangeSource("since", {**ignored_now, **base.files}, frozenset(tests)))
         graph = LazyImportGraph(listing, versions, facts, [source.old for source in sources])
         selection = select(
             tests=tests,
@@ -436,6 +445,25 @@ class Project:
             }
             self.store.put_quiet(quiet_doc, versions.new)
         return plan
+
+    def _ignored_sources(self, files: list[str]) -> list[str]:
+        """The Python files git ignores (generated code, a local settings module) that the
+        map's tests ran or read: git does not list them, but a change to one counts all
+        the same, so the work tree's listing takes them in (`fold` finds them)."""
+        paths = self._guarded(self._recorded_ignored_sources)
+        listed = set(files) if paths else set()
+        return [path for path in paths if path not in listed]
+
+    def _recorded_ignored_sources(self) -> list[str]:
+        from tia.errors import CorruptStoreError
+
+        raw = self.meta().get(IGNORED_SOURCES, [])
+        try:
+            if not isinstance(raw, list):
+                raise RecordError("not a list")
+            return safe_paths(raw)
+        except RecordError as exc:
+            raise CorruptStoreError(f"invalid {IGNORED_SOURCES} in the meta record: {exc}") from None
 
     def _env_difference(self, env: Environment) -> Callable[[str], tuple[str, str] | None]:
         """For a test's recorded environment id, how `env` differs from it, if it does
@@ -582,6 +610,7 @@ class Project:
         imported: dict[str, list[str] | None] = {}
         collected: set[str] = set()
         narrowed = False
+        unlisted: dict[str, str | None] = {}
         try:
             for part in payload.get("parts", []):
                 collected |= set(part.get("collected") or [])
@@ -590,11 +619,17 @@ class Project:
                 for sha, data in part.get("indexes", {}).items():
                     indexes[sha] = FileIndex.from_json(data)
                 for nodeid, deps in part.get("deps", {}).items():
-                    deps_by_test[nodeid] = self._pin(deps_from_json(deps), blobs, plan.listing)
+                    deps_by_test[nodeid] = self._pin(deps_from_json(deps), blobs, plan, unlisted)
                 part_facts = RunFacts.from_json(part.get("facts", {}))
-                part_facts.session = self._pin(part_facts.session, blobs, plan.listing)
+                part_facts.session = self._pin(part_facts.session, blobs, plan, unlisted)
                 facts.merge(part_facts)
                 imported.update(_imported_distributions(part))
+            # The run's listing, with the ignored files it found tests using for the first
+            # time: next time they are listed, and must not look new to this run's snapshot.
+            found = {path: sha for path, sha in unlisted.items() if sha is not None}
+            if found:
+                plan.listing = {**plan.listing, **found}
+                plan.snapshot = snapshot_id(plan.listing)
             for nodeid, result in payload.get("outcomes", {}).items():
                 if nodeid not in deps_by_test and result.get("outcome") not in FAILED_OUTCOMES:
                     # Ran, but its recording was lost (a crashed worker): keep what the map had,
@@ -628,6 +663,9 @@ class Project:
         }
         if collect and isinstance(collect[0], (int, float)):
             meta["collect_seconds"] = collect[0]
+        ignored = set(self._recorded_ignored_sources()) & plan.listing.keys() | found.keys()
+        if ignored or self.meta().get(IGNORED_SOURCES):
+            meta[IGNORED_SOURCES] = sorted(ignored)
         if replace_all:
             meta["mapped"] = plan.started
         env_ids, epochs = self._kept(records, gone, replace_all)
@@ -708,19 +746,31 @@ class Project:
         return gone
 
     def _pin(
-        self, deps: dict[str, tuple[str, frozenset[str]]], blobs: dict[str, str], listing: dict[str, str]
+        self,
+        deps: dict[str, tuple[str, frozenset[str]]],
+        blobs: dict[str, str],
+        plan: Plan,
+        unlisted: dict[str, str | None],
     ) -> dict[str, tuple[str, frozenset[str]]]:
         """Pin each dependency to the version the run started from.
 
         A file that changed while the run went on is pinned to no version, so
         it counts as changed next time; a file that did not exist when the run
         started (a test wrote it) is no input of the test and is dropped.
+
+        A Python file the listing lacks is one git ignores, or one a test wrote.  If
+        it was last modified before the run started, it is pinned to its content now and
+        noted in `unlisted` (`Project._ignored_sources`); otherwise to no version.
         """
         pinned = {}
         for path, (_, scopes) in deps.items():
-            before = listing.get(path)
+            before = plan.listing.get(path)
             if before is None:
-                continue
+                if not path.endswith(".py"):
+                    continue
+                if path not in unlisted:
+                    unlisted[path] = settled_blob(self.root, path, plan.started)
+                before = unlisted[path] or UNKNOWN_BLOB
             after = blobs.get(path, before)
             pinned[path] = (before if after == before else UNKNOWN_BLOB, scopes)
         return pinned

@@ -37,7 +37,7 @@ from typing import Any
 from tia import __version__
 from tia.environment import read_environments
 from tia.errors import StoreError
-from tia.records import RecordError, RunFacts, TestRecord, safe_path
+from tia.records import RecordError, RunFacts, TestRecord, safe_path, safe_paths
 from tia.scopes import FileIndex
 from tia.store import SCHEMA, Store
 from tia.values import Value
@@ -51,7 +51,17 @@ MAX_BYTES = 1 << 30
 
 # The meta fields that describe the map rather than the machine that wrote it.
 META_FIELDS = frozenset(
-    {"rootdir", "commit", "env", "env_id", "environments", "mapped", "updated", "collect_seconds"}
+    {
+        "rootdir",
+        "commit",
+        "env",
+        "env_id",
+        "environments",
+        "mapped",
+        "updated",
+        "collect_seconds",
+        "ignored_sources",
+    }
 )
 
 _FIELDS = frozenset({"format", "version", "schema", "tia", "meta", "facts", "tests", "indexes", "snapshots"})
@@ -345,6 +355,10 @@ def _meta(value: Any) -> dict[str, Any]:
     for key in ("mapped", "updated", "collect_seconds"):
         if key in meta and not _is_number(meta[key]):
             raise RecordError(f"meta {key} must be a number")
+    ignored = meta.get("ignored_sources", [])
+    if not isinstance(ignored, list):
+        raise RecordError("meta ignored_sources must be a list of paths")
+    safe_paths(ignored)
     env = _object(meta.get("env", {}), "meta env")
     dists = env.get("distributions", {})
     if not (

@@ -96,6 +96,23 @@ class WorkTree:
             return None
 
 
+def settled_blob(root: Path, path: str, before: float) -> str | None:
+    """The blob id of `path`, if it is a regular file last modified before `before`
+    by more than the racy window (so what a run that started at `before` read); None if not."""
+    full = os.path.join(root, path)
+    try:
+        st = os.stat(full)
+        if not S_ISREG(st.st_mode) or st.st_mtime_ns / 1e9 > before - _RACY_SECONDS:
+            return None
+        with open(full, "rb") as f:
+            content = f.read()
+        if os.stat(full).st_mtime_ns != st.st_mtime_ns:
+            return None
+    except (OSError, ValueError):  # ValueError: a NUL byte in the name
+        return None
+    return blob_id(content)
+
+
 def _cached(entry: Any, st: os.stat_result) -> str | None:
     """The blob id a stat cache entry holds, if it is one tia wrote and `st` matches it."""
     if (
