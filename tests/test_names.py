@@ -364,6 +364,12 @@ def test_a_module_others_may_reach_by_name_or_as_an_object_cannot_be_narrowed(ex
                 name = "pkg.rates"
                 [tool.isort]
                 known_first_party = ["pkg.rates"]
+                [tool.check-wheel-contents]
+                toplevel = ["pkg.rates"]
+                [tool.deptry.per_rule_ignores]
+                DEP001 = ["pkg.rates"]
+                [tool.uv.sources]
+                "pkg.rates" = { workspace = true }
                 """
         },
         {"setup.cfg": "[metadata]\nname = pkg.rates\n[options]\npackages = pkg.rates\n[isort]\nx=pkg.rates"},

@@ -44,7 +44,9 @@ _INERT_TOML = frozenset(
             for tool in (
                 "isort", "ruff", "black", "mypy", "pyright", "pylint", "codespell", "towncrier",
                 "bumpversion", "cibuildwheel", "check-manifest", "pydocstyle", "docformatter",
-                "pyproject-fmt", "tia",
+                "pyproject-fmt", "tia", "check-wheel-contents", "interrogate", "vulture", "deptry",
+                "bandit", "pyroma", "tbump", "commitizen", "semantic_release", "maturin",
+                "scikit-build", "uv",
             )
         ),
     }
