@@ -63,7 +63,9 @@ class Plan(Value):
         why_all: the reason for ``"all"``.
         selection: known tests to run, with reasons (``"select"`` only).
         known: node ids in the map; anything else pytest collects is new.
-        listing: the work tree at the start: path -> blob id.
+        listing: the work tree at the start: path -> blob id, for the files git lists and
+            the Python files it ignores that the map knows tests use; `Project.fold` adds
+            the ones the run found tests using for the first time.
         snapshot: the content address of `listing`.
         durations: the recorded durations of the tests it will run.
         touched: files that differ from some test's last run or from the base.
