@@ -333,6 +333,8 @@ def test_a_scope_that_reads_names_dynamically_reads_every_name() -> None:
         {"pkg/load.py": "TARGET = 'pkg.rates'\n", "pytest.ini": "[pytest]\naddopts = -p pkg.load\n"},
         {"tox.ini": "[testenv]\nsetenv =\n    DJANGO_SETTINGS_MODULE = pkg.rates\n"},
         {"pyproject.toml": '[tool.hatch.envs.default.env-vars]\nDJANGO_SETTINGS_MODULE = "pkg.rates"\n'},
+        {"pyproject.toml": '[tool.hatch.envs.default.scripts]\ntest = "pytest -p pkg.rates"\n'},
+        {"tox.ini": "[testenv]\ncommands =\n    flake8 pkg/\n    python -m pkg.rates\n"},
     ],
     ids=[
         "module passed to a call",
@@ -347,6 +349,8 @@ def test_a_scope_that_reads_names_dynamically_reads_every_name() -> None:
         "named at import by a module pytest loads at start-up",
         "named in a tox environment tia may run in",
         "named in a hatch environment tia may run in",
+        "named by a hatch script that runs pytest",
+        "run by a tox command beside a linter's",
     ],
 )
 def test_a_module_others_may_reach_by_name_or_as_an_object_cannot_be_narrowed(extra: dict[str, str]) -> None:
@@ -376,6 +380,14 @@ def test_a_module_others_may_reach_by_name_or_as_an_object_cannot_be_narrowed(ex
         {"tox.ini": "[testenv]\ncommands = pytest --cov=pkg.rates --cov pkg.rates --cov-report term\n"},
         {"pyproject.toml": '[project.scripts]\n"pkg.rates" = "pkg.cli:main"\n'},
         {"setup.cfg": "[options.entry_points]\nconsole_scripts =\n    pkg.rates = pkg.cli:main\n"},
+        {
+            "pyproject.toml": """
+                [tool.hatch.envs.default.scripts]
+                check = "- flake8 pkg.rates"
+                types = ["mypy --strict {args:pkg.rates tests}", "python -m ruff check pkg.rates"]
+                """
+        },
+        {"tox.ini": "[testenv:lint]\ncommands =\n    flake8 pkg.rates\n    pylint pkg.rates\n"},
     ],
     ids=[
         "pyproject.toml",
@@ -383,6 +395,8 @@ def test_a_module_others_may_reach_by_name_or_as_an_object_cannot_be_narrowed(ex
         "pytest-cov's source",
         "a script's name",
         "a script's name, setup.cfg",
+        "hatch scripts that run linters",
+        "tox commands that run linters",
     ],
 )
 def test_a_module_named_only_where_packaging_and_lint_tools_read_is_narrowed(extra: dict[str, str]) -> None:

@@ -71,6 +71,15 @@ _INERT_INI = re.compile(
 # pytest-cov's source option (``--cov=pkg``, ``--cov pkg``): coverage.py measures the
 # package, it reads none of its names.
 _COVERAGE_SOURCE = re.compile(r"--cov(?:=|\s+)(?!-)\S+")
+# Static checkers and formatters: a command that runs one (``flake8 pkg/``, a hatch
+# script, a line of tox's ``commands``) reads the package's files, never imports it.
+_STATIC_TOOLS = frozenset(
+    {
+        "flake8", "mypy", "ruff", "black", "isort", "pylint", "pyright", "codespell", "bandit",
+        "vulture", "pydocstyle", "pycodestyle", "pyflakes", "autopep8", "yapf", "pyupgrade",
+        "docformatter", "interrogate",
+    }
+)  # fmt: skip
 
 
 def live_strings(filename: str, text: bytes) -> list[bytes] | None:
@@ -82,7 +91,18 @@ def live_strings(filename: str, text: bytes) -> list[bytes] | None:
         strings = _toml_strings(decoded) if filename == "pyproject.toml" else _ini_strings(decoded)
     except (ValueError, configparser.Error):  # tomllib's errors are ValueErrors
         return None
-    return [_COVERAGE_SOURCE.sub("", s).encode() for s in strings]
+    return [_COVERAGE_SOURCE.sub("", s).encode() for s in strings if not _runs_static_tool(s)]
+
+
+def _runs_static_tool(command: str) -> bool:
+    """Whether `command` is a command line that runs one of `_STATIC_TOOLS` on something
+    (hatch's ``- `` prefix and ``python -m`` allowed); a tool's name alone is no command."""
+    words = command.split()
+    if words[:1] == ["-"]:
+        words = words[1:]
+    if len(words) > 2 and words[0] in ("python", "python3") and words[1] == "-m":
+        words = words[2:]
+    return len(words) > 1 and words[0].rsplit("/", 1)[-1] in _STATIC_TOOLS
 
 
 def _toml_strings(text: str) -> list[str]:
@@ -120,7 +140,8 @@ def _ini_strings(text: str) -> list[str]:
                 if section == "options.entry_points":  # lines of `name = module:attr`
                     strings.extend(line.partition("=")[2] or line for line in value.splitlines())
                 else:
-                    strings.extend((key, value))
+                    # tox's ``commands``: a command a line, each judged on its own.
+                    strings.extend((key, *value.splitlines()))
     return strings
 
 
