@@ -139,6 +139,74 @@ def test_a_class_attribute_selects_the_modules_tests(mapped: GitProject) -> None
     assert "tests/test_core.py::test_box" in result.failed(), result
 
 
+TOKENS = {
+    "pyproject.toml": """
+        [tool.pytest.ini_options]
+        pythonpath = ["."]
+        testpaths = ["tests"]
+        """,
+    "pkg/__init__.py": "",
+    # sqlparse's token types: an attribute made on first use, by name, at import time.
+    "pkg/tokens.py": """
+        class _Kind(tuple):
+            def __getattr__(self, name):
+                new = _Kind(self + (name,))
+                setattr(self, name, new)
+                return new
+
+
+        Token = _Kind()
+        Text = Token.Text
+        """,
+    "pkg/filters.py": """
+        from pkg import tokens
+
+
+        class Output:
+            prefix = "$"
+
+            def render(self, name):
+                return self.prefix + name
+
+
+        def kind():
+            return tokens.Text
+        """,
+    "tests/test_filters.py": """
+        from pkg.filters import Output
+
+
+        def test_render():
+            assert Output().render("x") == "$x"
+        """,
+    "tests/test_kinds.py": """
+        from pkg import filters, tokens
+
+
+        def test_text():
+            assert tokens.Text == ("Text",)
+
+
+        def test_kind():
+            assert filters.kind() is tokens.Text
+        """,
+}
+
+
+def test_code_that_reads_attributes_by_name_at_import_sees_no_class_it_never_met(tmp_path) -> None:
+    # `_Kind.__getattr__` runs at import and sets an attribute by a computed name: it
+    # could read a changed class attribute only on an object of that class, and no code
+    # that ran at import met `Output`.  So the change is the tests' that ran its code.
+    project = GitProject(tmp_path / "tokens")
+    project.write_all(TOKENS)
+    project.commit("initial")
+    assert project.run("--all").rc == 0
+    project.replace("pkg/filters.py", 'prefix = "$"', 'prefix = "#"')
+    selected = project.select()
+    assert set(selected) == {"tests/test_filters.py::test_render"}, selected
+    assert project.run().failed() == {"tests/test_filters.py::test_render"}
+
+
 def test_a_data_file_selects_exactly_the_tests_that_read_it(mapped: GitProject) -> None:
     mapped.write("pkg/data.json", '{"value": 6}\n')
     selected = mapped.select()

@@ -443,8 +443,17 @@ def _readers(
     allowed = {n for n in source.tests if files_of[n] in via} | (dependents(path).keys() & source.tests)
     source = ChangeSource(source.rule, source.old, frozenset(allowed))
     fallback = dict(narrowed.fallback)
-    every = [*narrowed.readers.items(), *narrowed.attribute_readers.items()]
-    for file, scopes in sorted(every, key=lambda item: item[0]):
+    # Code that reads only the attributes of what it is handed can hold a changed class,
+    # or an instance, at import only if something that ran then met the class: a reader
+    # that names it (which falls back on its own) or code of the class itself.
+    met_at_import = any(
+        scope.split(".", 1)[0] in classes
+        for file, classes in narrowed.classes.items()
+        for scope in facts.import_time.get(file, ())
+    )
+    every = [(f, s, True) for f, s in narrowed.readers.items()]
+    every += [(f, s, met_at_import) for f, s in narrowed.attribute_readers.items()]
+    for file, scopes, may_meet in sorted(every, key=lambda item: item[0]):
         ran = scopes.keys()
         outside = sorted(ran & facts.session.get(file, ("", frozenset()))[1])
         if outside:
@@ -452,7 +461,7 @@ def _readers(
             for nodeid in source.tests:
                 sel.add(nodeid, Reason(source.rule, path, MODULE, detail))
             return
-        at_import = sorted(ran & facts.import_time.get(file, frozenset()))
+        at_import = sorted(ran & facts.import_time.get(file, frozenset())) if may_meet else []
         hooks = sorted(s for s in ran if s.startswith("pytest_") and "." not in s)
         if at_import or (hooks and posixpath.basename(file) == "conftest.py"):
             fallback.setdefault(file, scopes[(at_import or hooks)[0]])
