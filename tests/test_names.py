@@ -324,6 +324,9 @@ def test_a_scope_that_reads_names_dynamically_reads_every_name() -> None:
         {"pkg/leak.py": "from pkg import rates\n\ndef handed():\n    return print(rates)\n"},
         {"pkg/leak.py": "import pkg.rates\n\nMODULE = pkg.rates\n"},
         {"pkg/leak.py": "import pkg.rates as r\n\ndef handed():\n    return print(r)\n"},
+        # The function binds `rates` only inside a comprehension, or declares it global.
+        {"pkg/leak.py": "from pkg import rates\n\ndef f(xs):\n    [rates for rates in xs]\n    print(rates)"},
+        {"pkg/leak.py": "from pkg import rates\n\ndef f():\n    global rates\n    g(rates)\n    rates = 0"},
         {"setup.cfg": "[tool:pytest]\nDJANGO_SETTINGS_MODULE = pkg.rates\n"},
         {"pyproject.toml": '[tool.pytest.ini_options]\naddopts = "-p pkg.rates"\n'},
         {"pyproject.toml": '[project.entry-points.pytest11]\nrates = "pkg.rates"\n'},
@@ -340,6 +343,8 @@ def test_a_scope_that_reads_names_dynamically_reads_every_name() -> None:
         "module passed to a call",
         "module bound to a name",
         "module imported under another name",
+        "module passed to a call beside a comprehension's variable of its name",
+        "module passed to a call where the function declares its name global",
         "named in configuration",
         "named in pytest's options",
         "named by an entry point",
@@ -419,6 +424,29 @@ def test_import_time_code_that_names_the_module_is_an_escape(load: str) -> None:
     narrowed = readers({**PKG, "pkg/load.py": load}).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())
     assert narrowed is not None
     assert narrowed.escapes["pkg/load.py"] >= {MODULE}
+
+
+def test_a_parameter_or_local_named_like_the_module_is_not_the_module() -> None:
+    # sqlparse's `def parse(sql, ...)` beside `from sqlparse import sql`.
+    files = {
+        **PKG,
+        "pkg/api.py": """
+            from pkg import rates
+
+
+            def parse(rates, encoding=None):
+                return print(rates, encoding)
+
+
+            def split(text):
+                for rates in text.split():
+                    print(rates)
+                return rates.rate()
+            """,
+    }
+    narrowed = readers(files).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())
+    assert narrowed is not None
+    assert "pkg/api.py" not in narrowed.readers
 
 
 def test_a_name_in_all_is_no_module() -> None:

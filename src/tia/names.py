@@ -1039,13 +1039,41 @@ def _used_as_value(tree: ast.Module, bound: set[str]) -> bool:
             or _called(n) in _BY_NAME | _READS_OBJECT | _READS_MODULES
         )
     )
+    shadowed = _shadowed_names(tree, {b.split(".", 1)[0] for b in bound})
     for node in ast.walk(tree):
         if id(node) in inner or not isinstance(node, (ast.Name, ast.Attribute)):
             continue
         spelled = dotted(node)
-        if spelled is None:
+        if spelled is None or id(_root(node)) in shadowed:
             continue
         # The outermost spelling of a chain: `pkg.mod.X` reads X; `pkg.mod` alone is the module.
         if spelled in bound and not isinstance(getattr(node, "ctx", None), ast.Store):
             return True
     return False
+
+
+def _shadowed_names(tree: ast.Module, names: set[str]) -> set[int]:
+    """The ids of the `ast.Name` nodes, spelling one of `names`, that a function's own
+    code reads where the function binds that name itself (``def parse(sql): ...
+    parsestream(sql)`` beside ``from pkg import sql``): a local, not the module's."""
+    out: set[int] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        own = list(_runs(list(node.body), False))
+        declared = {n for s in own if isinstance(s, (ast.Global, ast.Nonlocal)) for n in s.names}
+        # A comprehension's variable is the comprehension's own, not the function's.
+        inner = {id(t) for c in own if isinstance(c, ast.comprehension) for t in ast.walk(c.target)}
+        stores = [n for n in own if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
+        stored = {n.id for n in stores if id(n) not in inner}
+        local = (({a.arg for a in parameters(node.args)} | stored) & names) - declared
+        if local:
+            out.update(id(n) for n in own if isinstance(n, ast.Name) and n.id in local)
+    return out
+
+
+def _root(node: ast.expr) -> ast.expr:
+    """The innermost value of an attribute chain: `pkg` of ``pkg.mod.X``."""
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return node
