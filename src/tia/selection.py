@@ -444,12 +444,13 @@ def _readers(
     source = ChangeSource(source.rule, source.old, frozenset(allowed))
     fallback = dict(narrowed.fallback)
     # Code that reads only the attributes of what it is handed can hold a changed class,
-    # or an instance, at import only if something that ran then met the class: a reader
-    # that names it (which falls back on its own) or code of the class itself.
+    # or an instance, at import only if something that ran before the tests met the class:
+    # a reader that names it (which falls back on its own) or code of the class itself,
+    # at import or at start-up (which may leave an instance behind for collection).
     met_at_import = any(
         scope.split(".", 1)[0] in classes
         for file, classes in narrowed.classes.items()
-        for scope in facts.import_time.get(file, ())
+        for scope in (*facts.import_time.get(file, ()), *facts.session.get(file, ("", ()))[1])
     )
     every = [(f, s, True) for f, s in narrowed.readers.items()]
     every += [(f, s, met_at_import) for f, s in narrowed.attribute_readers.items()]
