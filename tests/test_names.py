@@ -337,6 +337,7 @@ def test_a_scope_that_reads_names_dynamically_reads_every_name() -> None:
         {"tox.ini": "[testenv]\nsetenv =\n    DJANGO_SETTINGS_MODULE = pkg.rates\n"},
         {"pyproject.toml": '[tool.hatch.envs.default.env-vars]\nDJANGO_SETTINGS_MODULE = "pkg.rates"\n'},
         {"pyproject.toml": '[tool.hatch.envs.default.scripts]\ntest = "pytest -p pkg.rates"\n'},
+        {"pyproject.toml": '[tool.hatch.envs.default.scripts]\nall = "flake8 x && pytest -p pkg.rates"\n'},
         {"tox.ini": "[testenv]\ncommands =\n    flake8 pkg/\n    python -m pkg.rates\n"},
     ],
     ids=[
@@ -355,6 +356,7 @@ def test_a_scope_that_reads_names_dynamically_reads_every_name() -> None:
         "named in a tox environment tia may run in",
         "named in a hatch environment tia may run in",
         "named by a hatch script that runs pytest",
+        "named by a hatch script that runs a linter, then pytest",
         "run by a tox command beside a linter's",
     ],
 )

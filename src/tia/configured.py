@@ -96,7 +96,10 @@ def live_strings(filename: str, text: bytes) -> list[bytes] | None:
 
 def _runs_static_tool(command: str) -> bool:
     """Whether `command` is a command line that runs one of `_STATIC_TOOLS` on something
-    (hatch's ``- `` prefix and ``python -m`` allowed); a tool's name alone is no command."""
+    (hatch's ``- `` prefix and ``python -m`` allowed), and nothing else: a tool's name
+    alone is no command, and ``flake8 pkg && pytest -p pkg.plugin`` runs pytest too."""
+    if any(op in command for op in ("&", "|", ";", "`", "$(")):
+        return False
     words = command.split()
     if words[:1] == ["-"]:
         words = words[1:]
