@@ -32,6 +32,7 @@ from tia.errors import StoreError, TiaError
 from tia.gitrepo import UNKNOWN_BLOB, Base, GitRepo
 from tia.records import (
     FAILED_OUTCOMES,
+    IGNORED_SOURCES,
     MODULE,
     Deps,
     RecordError,
@@ -39,16 +40,13 @@ from tia.records import (
     RunFacts,
     TestRecord,
     deps_from_json,
+    ignored_sources,
     safe_path,
-    safe_paths,
 )
 from tia.selection import ChangeSource, Reason, Selection, select
 from tia.store import Store, gc_paused
 from tia.values import FrozenValue, Value
 from tia.worktree import WorkTree, settled_blob, snapshot_id
-
-# The meta record's list of Python files git ignores that tests ran (`Project._ignored_sources`).
-IGNORED_SOURCES = "ignored_sources"
 
 if TYPE_CHECKING:  # tia.scopes loads when a file changed or a run is stored, not to find nothing to do
     from tia.names import Narrowing, Readers
@@ -459,13 +457,10 @@ class Project:
     def _recorded_ignored_sources(self) -> list[str]:
         from tia.errors import CorruptStoreError
 
-        raw = self.meta().get(IGNORED_SOURCES, [])
         try:
-            if not isinstance(raw, list):
-                raise RecordError("not a list")
-            return safe_paths(raw)
+            return ignored_sources(self.meta())
         except RecordError as exc:
-            raise CorruptStoreError(f"invalid {IGNORED_SOURCES} in the meta record: {exc}") from None
+            raise CorruptStoreError(str(exc)) from None
 
     def _env_difference(self, env: Environment) -> Callable[[str], tuple[str, str] | None]:
         """For a test's recorded environment id, how `env` differs from it, if it does
@@ -665,8 +660,9 @@ class Project:
         }
         if collect and isinstance(collect[0], (int, float)):
             meta["collect_seconds"] = collect[0]
-        ignored = set(self._recorded_ignored_sources()) & plan.listing.keys() | found.keys()
-        if ignored or self.meta().get(IGNORED_SOURCES):
+        recorded = self._recorded_ignored_sources()
+        ignored = set(recorded) & plan.listing.keys() | found.keys()
+        if ignored or recorded:
             meta[IGNORED_SOURCES] = sorted(ignored)
         if replace_all:
             meta["mapped"] = plan.started

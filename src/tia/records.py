@@ -73,6 +73,19 @@ def safe_paths(values: Iterable[Any]) -> list[str]:
     return [safe_path(value) for value in paths]
 
 
+# The meta record's field naming the Python files git ignores that tests ran or read:
+# every listing of the work tree takes them in (`tia.project.Project`).
+IGNORED_SOURCES = "ignored_sources"
+
+
+def ignored_sources(meta: dict[str, Any]) -> list[str]:
+    """The meta record's `IGNORED_SOURCES`, checked: paths tia will hash on every run."""
+    value = meta.get(IGNORED_SOURCES, [])
+    if not isinstance(value, list):
+        raise RecordError(f"meta {IGNORED_SOURCES} must be a list of paths")
+    return safe_paths(value)
+
+
 # A map names the same few thousand paths over and over: check each once.
 @functools.lru_cache(maxsize=1 << 16)
 def _checked_path(path: str) -> str:

@@ -37,7 +37,7 @@ from typing import Any
 from tia import __version__
 from tia.environment import read_environments
 from tia.errors import StoreError
-from tia.records import RecordError, RunFacts, TestRecord, safe_path, safe_paths
+from tia.records import IGNORED_SOURCES, RecordError, RunFacts, TestRecord, ignored_sources, safe_path
 from tia.scopes import FileIndex
 from tia.store import SCHEMA, Store
 from tia.values import Value
@@ -60,7 +60,7 @@ META_FIELDS = frozenset(
         "mapped",
         "updated",
         "collect_seconds",
-        "ignored_sources",
+        IGNORED_SOURCES,
     }
 )
 
@@ -355,10 +355,7 @@ def _meta(value: Any) -> dict[str, Any]:
     for key in ("mapped", "updated", "collect_seconds"):
         if key in meta and not _is_number(meta[key]):
             raise RecordError(f"meta {key} must be a number")
-    ignored = meta.get("ignored_sources", [])
-    if not isinstance(ignored, list):
-        raise RecordError("meta ignored_sources must be a list of paths")
-    safe_paths(ignored)
+    ignored_sources(meta)
     env = _object(meta.get("env", {}), "meta env")
     dists = env.get("distributions", {})
     if not (
