@@ -129,6 +129,13 @@ class Result:
         return f"Result(rc={self.rc})\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
 
 
+# pytest configuration for a project laid out as its package(s) and tests/, run from its root.
+PYPROJECT_WITH_TESTS = """
+    [tool.pytest.ini_options]
+    pythonpath = ["."]
+    testpaths = ["tests"]
+    """
+
 SAMPLE = {
     "pkg/__init__.py": "",
     "pkg/core.py": '''

@@ -21,16 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import GitProject, Result, clean_env
+from tests.conftest import PYPROJECT_WITH_TESTS, GitProject, Result, clean_env
 
 pytestmark = pytest.mark.slow
 
 PROJECT = {
-    "pyproject.toml": """
-        [tool.pytest.ini_options]
-        pythonpath = ["."]
-        testpaths = ["tests"]
-        """,
+    "pyproject.toml": PYPROJECT_WITH_TESTS,
     "app/__init__.py": """
         from app.registry import REGISTRY
         from app.shapes import area

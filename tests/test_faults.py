@@ -71,6 +71,17 @@ def test_a_shallow_clone_without_the_merge_base_says_how_to_deepen(
     assert "Traceback" not in proc.stderr
 
 
+def set_meta(project: GitProject, **fields: object) -> None:
+    """Overwrite fields of the map's meta record, as a tampered or foreign map would hold
+    them (in another process: tia's own store must not be open in this one)."""
+    code = (
+        "import json, sys; from pathlib import Path; from tia.store import Store; "
+        "s = Store(Path(sys.argv[1]), print).open(); "
+        "s.cache.set('meta', {**s.meta(), **json.loads(sys.argv[2])})"
+    )
+    subprocess.run([sys.executable, "-c", code, str(project.path / ".tia"), json.dumps(fields)], check=True)
+
+
 def test_a_corrupt_map_is_moved_aside_and_rebuilt(mapped: GitProject) -> None:
     db = mapped.path / ".tia" / "cache.db"
     db.write_bytes(b"this is not sqlite" * 100)
@@ -106,12 +117,7 @@ def test_a_tampered_list_of_ignored_sources_is_never_read_outside_the_repository
 ) -> None:
     # The list names files tia hashes on every run: a path outside the work tree in it is
     # a tampered map, moved aside like any other.
-    code = (
-        "import sys; from pathlib import Path; from tia.store import Store; "
-        "s = Store(Path(sys.argv[1]), print).open(); "
-        "s.cache.set('meta', {**s.meta(), 'ignored_sources': ['../../etc/passwd']})"
-    )
-    subprocess.run([sys.executable, "-c", code, str(mapped.path / ".tia")], check=True)
+    set_meta(mapped, ignored_sources=["../../etc/passwd"])
     result = mapped.run()
     assert result.rc == 0, result
     assert "moved it to" in result.stderr
@@ -121,11 +127,7 @@ def test_a_tampered_list_of_ignored_sources_is_never_read_outside_the_repository
 
 
 def test_a_map_from_a_newer_tia_is_refused_and_kept(mapped: GitProject) -> None:
-    code = (
-        "import sys; from pathlib import Path; from tia.store import Store; "
-        "s = Store(Path(sys.argv[1]), print).open(); s.cache.set('meta', {**s.meta(), 'schema': 99})"
-    )
-    subprocess.run([sys.executable, "-c", code, str(mapped.path / ".tia")], check=True)
+    set_meta(mapped, schema=99)
     result = mapped.tia("run")
     assert_one_line_error(result, "newer tia", "schema 99", f"schema {SCHEMA}")
     assert (mapped.path / ".tia" / "cache.db").exists()

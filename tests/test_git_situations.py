@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ALL_SAMPLE_TESTS, SAMPLE, GitProject, shallow_clone
+from tests.conftest import ALL_SAMPLE_TESTS, PYPROJECT_WITH_TESTS, SAMPLE, GitProject, shallow_clone
 from tia.config import load_config
 from tia.gitrepo import GitRepo
 from tia.project import Project
@@ -577,11 +577,7 @@ def test_a_listing_started_before_waiting_for_the_lock_is_taken_again_after_it(
 
 
 GENERATED = {
-    "pyproject.toml": """
-        [tool.pytest.ini_options]
-        pythonpath = ["."]
-        testpaths = ["tests"]
-        """,
+    "pyproject.toml": PYPROJECT_WITH_TESTS,
     ".gitignore": "pkg/_version.py\nbuild/\n",
     "pkg/__init__.py": "from pkg._version import VERSION\n",
     "pkg/_version.py": 'VERSION = "1.0"\n',

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import ALL_SAMPLE_TESTS, GitProject, clean_env
+from tests.conftest import ALL_SAMPLE_TESTS, PYPROJECT_WITH_TESTS, GitProject, clean_env
 
 pytestmark = pytest.mark.slow
 
@@ -140,11 +140,7 @@ def test_a_class_attribute_selects_the_modules_tests(mapped: GitProject) -> None
 
 
 TOKENS = {
-    "pyproject.toml": """
-        [tool.pytest.ini_options]
-        pythonpath = ["."]
-        testpaths = ["tests"]
-        """,
+    "pyproject.toml": PYPROJECT_WITH_TESTS,
     "pkg/__init__.py": "",
     # sqlparse's token types: an attribute made on first use, by name, at import time.
     "pkg/tokens.py": """
