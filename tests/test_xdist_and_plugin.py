@@ -260,3 +260,129 @@ def test_a_selection_is_predicted_from_recorded_durations_and_their_median_for_t
     assert predict_seconds(["a", "b", "new"], odd) == 1.0 + 5.0 + 2.0
     even = {"a": 1.0, "b": 4.0, "c": 2.0, "d": 8.0}
     assert predict_seconds(["new", "other"], even) == 2 * 3.0
+
+
+def _early_project(project: GitProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A project whose conftest, once imported, writes `tmp_path/conftest` and whose test
+    writes the pid of the process it runs in to `tmp_path/ran`; a plugin given with ``-p``
+    writes `tmp_path/loading` as pytest imports it.  Returns the pytest arguments."""
+    project.write("tests/conftest.py", f"open({str(tmp_path / 'conftest')!r}, 'w').close()\n")
+    project.write(
+        "tests/test_pid.py",
+        f"""
+        import os
+
+        def test_pid():
+            assert "TIA_PLAN_GO_FD" not in os.environ
+            with open({str(tmp_path / "ran")!r}, "w") as f:
+                f.write(str(os.getpid()))
+        """,
+    )
+    (tmp_path / "plugins").mkdir()
+    mark = f"open({str(tmp_path / 'loading')!r}, 'w').close()\n"
+    (tmp_path / "plugins" / "loading_mark.py").write_text(mark)
+    env = clean_env(PYTHONPATH=str(tmp_path / "plugins"))
+    for key in set(os.environ) - set(env):
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(project.path)
+    (project.path / ".tia").mkdir()
+    return ["-p", "loading_mark", "-p", "no:cacheprovider", "-q", "tests/test_pid.py"]
+
+
+def _started(early: Any, tmp_path: Path) -> None:
+    """Wait until the early pytest imports its plugins, then long enough to import a conftest."""
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "loading").exists():
+        assert early.proc.poll() is None, "pytest ended before it was told to go"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(1.0)
+
+
+def test_pytest_started_while_tia_plans_waits_for_the_plan_then_runs_it(
+    project: GitProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tia.runner import EarlyPytest, run_pytest
+
+    args = _early_project(project, tmp_path, monkeypatch)
+    with EarlyPytest(project.path / ".tia", args) as early:
+        early.start()
+        assert early.proc is not None
+        pid = early.proc.pid
+        _started(early, tmp_path)
+        assert early.proc.poll() is None
+        assert not (tmp_path / "conftest").exists()  # waiting, before any conftest
+        result = run_pytest(
+            root=project.path,
+            cache_dir=project.path / ".tia",
+            plan={"mode": "all", "record": False, "engine": "coverage", "selected": [], "known": []},
+            pytest_args=args,
+            workers=0,
+            early=early,
+        )
+    assert result.exitstatus == 0
+    assert result.payload is not None
+    assert list(result.payload["outcomes"]) == ["tests/test_pid.py::test_pid"]
+    assert (tmp_path / "ran").read_text() == str(pid)  # the early process ran it
+    assert not list((project.path / ".tia").glob("plan-*.json"))
+
+
+def test_pytest_started_while_tia_plans_runs_nothing_when_tia_needs_no_run_or_another_command(
+    project: GitProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tia.runner import EarlyPytest
+
+    args = _early_project(project, tmp_path, monkeypatch)
+    with EarlyPytest(project.path / ".tia", args) as early:
+        early.start()
+        proc = early.proc
+        assert proc is not None
+        _started(early, tmp_path)
+    assert proc.returncode is not None  # stopped when tia found nothing to run
+    for command in ((args, 2, False, False), (args, 0, True, True), ([*args, "-x"], 0, False, False)):
+        (tmp_path / "loading").unlink()
+        with EarlyPytest(project.path / ".tia", args) as early:
+            early.start()
+            proc = early.proc
+            assert proc is not None
+            _started(early, tmp_path)
+            # xdist workers, collecting only, other arguments: a process started anew runs those.
+            assert early.take(*command) is None
+            assert proc.returncode is not None
+    assert not (tmp_path / "conftest").exists()
+    assert not (tmp_path / "ran").exists()
+
+
+def test_pytest_told_nothing_by_tia_ends_without_importing_a_conftest(
+    project: GitProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = _early_project(project, tmp_path, monkeypatch)
+    wait, go = os.pipe()
+    os.close(go)  # tia ended (or was killed) before it had a plan
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", f"--tia-plan={tmp_path / 'never-written.json'}", *args],
+            env={**os.environ, "TIA_PLAN_GO_FD": str(wait)},
+            pass_fds=(wait,),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(wait)
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, proc.stderr
+    assert proc.stdout == proc.stderr == ""
+    assert (tmp_path / "loading").exists()
+    assert not (tmp_path / "conftest").exists()
+
+
+def test_the_tests_of_a_run_started_before_planning_never_see_the_go_pipe(mapped: GitProject) -> None:
+    test = 'import os\n\ndef test_env():\n    assert "TIA_PLAN_GO_FD" not in os.environ\n'
+    mapped.write("tests/test_env.py", test)
+    assert mapped.run().ran() == {"tests/test_env.py::test_env"}
+    mapped.replace("tests/test_env.py", "assert", "assert 1 and")
+    result = mapped.run()
+    assert result.rc == 0, result
+    assert result.ran() == {"tests/test_env.py::test_env"}

@@ -20,6 +20,7 @@ from tia.errors import ExitCode, TiaError, UsageError
 
 if TYPE_CHECKING:
     from tia.project import Plan, Project
+    from tia.runner import EarlyPytest
 
 # name -> (summary, example): the help table, as pip keeps it.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -238,8 +239,11 @@ def _execute(
     pytest_args: list[str],
     replace_all: bool,
     shard: tuple[int, int] | None = None,
+    early: EarlyPytest | None = None,
 ) -> tuple[int, dict[str, Any] | None]:
-    """Run pytest on a plan and fold its results into the map; return pytest's status and results."""
+    """Run pytest on a plan and fold its results into the map; return pytest's status and results.
+
+    `early` is a pytest process started while tia planned, to run the plan if it can."""
     from tia.runner import run_pytest
 
     workers = _workers(project, plan, pytest_args)
@@ -254,6 +258,7 @@ def _execute(
         pytest_args=pytest_args,
         workers=workers,
         meanwhile=(lambda done: project.index_ahead(plan, done)) if spare else None,
+        early=early,
     )
     if result.payload is None:
         _warn("pytest reported no results; the map is unchanged")
@@ -271,7 +276,7 @@ def _execute(
     return result.exitstatus, result.payload
 
 
-def _verify(project: Project, plan: Plan, pytest_args: list[str]) -> int:
+def _verify(project: Project, plan: Plan, pytest_args: list[str], early: EarlyPytest) -> int:
     """Run everything and report each failing test the selection would have skipped."""
     import copy
 
@@ -280,7 +285,7 @@ def _verify(project: Project, plan: Plan, pytest_args: list[str]) -> int:
     full = copy.copy(plan)
     full.mode, full.why_all, full.skip_files = "all", "--verify: the whole suite checks the selection", set()
     before = dict(project.tests())  # the versions each test last ran against, before this run
-    status, payload = _execute(project, full, pytest_args, replace_all=False)
+    status, payload = _execute(project, full, pytest_args, replace_all=False, early=early)
     if payload is None:
         return status
     chosen = set(plan.known) if plan.mode == "all" else set(plan.selection.reasons)
@@ -310,20 +315,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--json-report {args.json_report}: its directory does not exist")
     project = _project(args, plans=True)
     pytest_args = _pytest_args(args)
-    with project.locked(_say):
-        plan = project.plan(_since(args, project), run_all=args.all)
+    with project.locked(_say), _early_pytest(project, pytest_args) as early:
+        working = None if args.dry_run else early.start
+        plan = project.plan(_since(args, project), run_all=args.all, working=working)
         _say(plan.summary())
         if args.dry_run:
             _print_selection(plan, _shard_rows(plan, args.shard), as_json=False)
             return ExitCode.OK
         if args.verify:
-            return _verify(project, plan, pytest_args)
+            return _verify(project, plan, pytest_args, early)
         if plan.mode == "select" and not plan.needs_pytest:
             _say("no tests affected")
             status, payload = int(ExitCode.OK), None
         else:
             status, payload = _execute(
-                project, plan, pytest_args, replace_all=plan.mode == "all", shard=args.shard
+                project, plan, pytest_args, replace_all=plan.mode == "all", shard=args.shard, early=early
             )
     if args.json_report:
         selected = selected_after_collection(payload) if payload is not None else []
@@ -347,10 +353,18 @@ def _shard_rows(plan: Plan, shard: tuple[int, int] | None) -> list[str] | None:
 def cmd_map(args: argparse.Namespace) -> int:
     project = _project(args, plans=True)
     pytest_args = _pytest_args(args)
-    with project.locked(_say):
-        plan = project.plan(None, run_all=True, why="tia map")
+    with project.locked(_say), _early_pytest(project, pytest_args) as early:
+        plan = project.plan(None, run_all=True, why="tia map", working=early.start)
         _say("mapping the whole suite")
-        return _execute(project, plan, pytest_args, replace_all=True)[0]
+        return _execute(project, plan, pytest_args, replace_all=True, early=early)[0]
+
+
+def _early_pytest(project: Project, pytest_args: list[str]) -> EarlyPytest:
+    """A pytest process to start once planning turns out to be more than a glance, so that
+    it loads while tia plans; killed on leaving the block unless it was handed the plan."""
+    from tia.runner import EarlyPytest
+
+    return EarlyPytest(project.config.cache_dir, pytest_args)
 
 
 def _print_selection(plan: Plan, nodeids: list[str] | None, as_json: bool) -> None:

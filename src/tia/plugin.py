@@ -29,6 +29,8 @@ _PLUGIN_NAME = "tia-session"
 # `pytest --tia` under xdist: the controller plans once; workers (started by xdist with
 # the controller's environment) find the plan through this variable.
 PLAN_ENV = "TIA_PLUGIN_PLAN"
+# `tia.runner.GO_ENV` (this module imports nothing of tia's until it has a plan).
+GO_ENV = "TIA_PLAN_GO_FD"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -62,6 +64,9 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     options = early_config.known_args_namespace
     plan_path = getattr(options, "tia_plan", None)
     worker = os.environ.get("PYTEST_XDIST_WORKER")
+    go = os.environ.pop(GO_ENV, None)  # never seen by the tests' own subprocesses
+    if go is not None and not worker:
+        _wait_for_plan(go)
     driver = None
     if not plan_path and (options.tia or options.tia_since or options.tia_all):
         if worker:
@@ -79,6 +84,23 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     early_config.pluginmanager.register(session, _PLUGIN_NAME)
     if not controller:
         session.start_recording()
+
+
+def _wait_for_plan(go: str) -> None:
+    """Wait until `tia run` has written the plan and says go (`tia.runner.EarlyPytest`);
+    if it gave up instead, end this process: nothing has run yet."""
+    try:
+        fd = int(go)
+        try:
+            word = os.read(fd, 1)
+        finally:
+            os.close(fd)
+    except KeyboardInterrupt:
+        word = b""  # tia, interrupted too, stops this process
+    except (ValueError, OSError) as exc:
+        raise pytest.UsageError(f"tia: {GO_ENV}={go} is not a pipe from tia to wait on: {exc}") from None
+    if not word:
+        raise SystemExit(pytest.ExitCode.INTERRUPTED)
 
 
 def _say(message: str) -> None:

@@ -322,25 +322,32 @@ class Project:
 
     # -- planning ----------------------------------------------------------------
 
-    def plan(self, since: str | None, run_all: bool, why: str = "--all") -> Plan:
+    def plan(
+        self, since: str | None, run_all: bool, why: str = "--all", working: Callable[[], None] | None = None
+    ) -> Plan:
         """Decide what to run: every test, or the affected ones and the last failures.
 
         Without ``--since`` or ``--all``, a plan that finds nothing to run is saved
         (`Store.put_quiet`) with what it was computed from; while those inputs are the
         same, it is the answer again, without reading a test record (see `_quiet_key`).
+        `working`, if given, is called once the plan is known to take more than that:
+        where `tia run` starts pytest, to load while tia plans.
         """
         quarantines = self.store.quarantines
-        plan = self._plan(since, run_all, why)
+        plan = self._plan(since, run_all, why, working)
         if self.store.quarantines != quarantines and plan.mode != "all":
             # The map was found corrupt midway: what was read of it before went aside with it,
             # and a selection from it would be stored into the new, empty map.
-            plan = self._plan(since, True, "the map was unreadable: mapping the whole suite again")
+            plan = self._plan(since, True, "the map was unreadable: mapping the whole suite again", None)
         plan.owners = self.owners
         return plan
 
-    def _plan(self, since: str | None, run_all: bool, why: str) -> Plan:
+    def _plan(self, since: str | None, run_all: bool, why: str, working: Callable[[], None] | None) -> Plan:
         from tia.selection import test_file
 
+        may_be_quiet = since is None and not run_all
+        if working is not None and not may_be_quiet:
+            working()
         self.open_store()
         worktree = self.worktree()
         files = self.git.worktree_files()
@@ -350,11 +357,13 @@ class Project:
             self.store.put_stat_cache(worktree.stat)
         env = self.environment()
         snap = snapshot_id(listing)
-        quiet_key = self._quiet_key(snap, env) if since is None and not run_all else None
+        quiet_key = self._quiet_key(snap, env) if may_be_quiet else None
         if quiet_key is not None:
             quiet = self._quiet_plan(quiet_key, listing, snap, env)
             if quiet is not None:
                 return quiet
+        if working is not None and may_be_quiet:
+            working()
         roster = self.roster()
         facts = self._guarded(self.store.facts)
         rootdir = self.rootdir()

@@ -5,6 +5,11 @@ a fresh interpreter (import-time code is recorded) and ``PYTEST_ADDOPTS`` and
 every other pytest setting reach it untouched.  The plan goes to the plugin
 through a file; the plugin writes the results to another, which `tia.project`
 folds into the map.
+
+pytest takes about a third of a second to import itself and its plugins before it
+reads a conftest.  `tia run` and `tia map` start it while they plan (`EarlyPytest`):
+tia's plugin waits, before any conftest is imported, until tia has written the plan
+and says go through a pipe.
 """
 
 from __future__ import annotations
@@ -93,6 +98,97 @@ def predict_seconds(selected: list[str], durations: dict[str, float]) -> float |
     return sum(durations.get(n, median) for n in selected)
 
 
+def _files(cache_dir: Path) -> tuple[Path, Path]:
+    """The plan file and the results file of this tia process's pytest run."""
+    pid = os.getpid()
+    return cache_dir / f"plan-{pid}.json", cache_dir / f"results-{pid}.json"
+
+
+def _command(plan_file: Path, pytest_args: list[str], workers: int | str, collect_only: bool) -> list[str]:
+    cmd = [sys.executable, "-m", "pytest", f"--tia-plan={plan_file}"]
+    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+        cmd += ["-p", "tia.plugin"] + (["-p", "xdist.plugin"] if workers else [])
+    if workers:
+        cmd += ["-n", str(workers)]
+    if collect_only:
+        cmd.append("--collect-only")
+    return cmd + pytest_args
+
+
+# The pipe through which `EarlyPytest` says go; tia's plugin reads (and drops) it.
+GO_ENV = "TIA_PLAN_GO_FD"
+
+
+class EarlyPytest:
+    """A pytest process started before its plan exists, so that it imports pytest and its
+    plugins while tia plans.
+
+    tia's plugin, in ``pytest_load_initial_conftests`` (before any conftest is imported
+    and before anything is recorded), reads the pipe named by `GO_ENV`: a byte means the
+    plan file is written; the pipe's end without one means tia gave up, and pytest exits
+    without running anything.  Only a serial run can start this way: xdist's ``-n`` must
+    be on pytest's command line from the start, and it is known only from the plan.
+
+    Use as a context manager: a process never handed a plan is killed on exit.
+    """
+
+    def __init__(self, cache_dir: Path, pytest_args: list[str]) -> None:
+        self.plan_file, self.results_file = _files(cache_dir)
+        self.pytest_args = pytest_args
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._go = -1
+
+    def __enter__(self) -> EarlyPytest:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cancel()
+
+    def start(self) -> None:
+        """Start pytest (once; not where a pipe cannot be handed to a child)."""
+        if self.proc is not None or os.name != "posix":
+            return
+        wait, go = os.pipe()
+        try:
+            env = {**os.environ, GO_ENV: str(wait)}
+            cmd = _command(self.plan_file, self.pytest_args, 0, False)
+            self.proc = subprocess.Popen(cmd, pass_fds=(wait,), env=env)
+        except BaseException:
+            os.close(go)
+            raise
+        finally:
+            os.close(wait)
+        self._go = go
+
+    def take(
+        self, pytest_args: list[str], workers: int | str, collect_only: bool, quiet: bool
+    ) -> subprocess.Popen[bytes] | None:
+        """The process, told to go (the plan file must be written), if it can run this
+        command; else None, and it is gone."""
+        proc, go = self.proc, self._go
+        if proc is None or workers or collect_only or quiet or pytest_args != self.pytest_args:
+            self.cancel()
+            return None
+        self.proc, self._go = None, -1
+        try:
+            os.write(go, b"1")
+        except BrokenPipeError:
+            pass  # pytest ended already (a usage error): its status says why
+        finally:
+            os.close(go)
+        return proc
+
+    def cancel(self) -> None:
+        """Stop the process if it was not handed a plan: it has run nothing yet."""
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+        if self._go >= 0:
+            os.close(self._go)
+            self._go = -1
+
+
 def run_pytest(
     *,
     root: Path,
@@ -103,27 +199,22 @@ def run_pytest(
     collect_only: bool = False,
     quiet: bool = False,
     meanwhile: Callable[[Callable[[], bool]], None] | None = None,
+    early: EarlyPytest | None = None,
 ) -> RunResult:
     """Run pytest on a plan; return its exit status and the plugin's results.
 
     `meanwhile`, if given, is called once pytest has started, with a function that says
-    whether pytest is done: work to do in this process while pytest runs."""
-    pid = os.getpid()
-    plan_file = cache_dir / f"plan-{pid}.json"
-    results_file = cache_dir / f"results-{pid}.json"
+    whether pytest is done: work to do in this process while pytest runs.  `early`, a
+    pytest process started while tia planned, runs the plan if it can (`EarlyPytest.take`)."""
+    plan_file, results_file = _files(cache_dir)
     plan = {**plan, "root": str(root), "results": str(results_file), "cache": str(cache_dir)}
     plan_file.write_text(json.dumps(plan), encoding="utf-8")
-    cmd = [sys.executable, "-m", "pytest", f"--tia-plan={plan_file}"]
-    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
-        cmd += ["-p", "tia.plugin"] + (["-p", "xdist.plugin"] if workers else [])
-    if workers:
-        cmd += ["-n", str(workers)]
-    if collect_only:
-        cmd.append("--collect-only")
-    cmd += pytest_args
     interrupted = False
     try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL if quiet else None)
+        proc = early.take(pytest_args, workers, collect_only, quiet) if early is not None else None
+        if proc is None:
+            cmd = _command(plan_file, pytest_args, workers, collect_only)
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL if quiet else None)
         try:
             if meanwhile is not None:
                 meanwhile(lambda: proc.poll() is not None)
