@@ -202,3 +202,61 @@ def test_the_monitoring_engine_records_each_context_a_function_runs_in_and_rearm
     (f_lines,) = groups["b"]["mod.py"]
     assert any(g is f_lines for g in groups["a"]["mod.py"])
     assert any(g is f_lines for g in groups["d"]["mod.py"])
+
+
+@pytest.mark.parametrize("contexts", ["taken by tia", "coverage.py's own"])
+def test_the_coverage_engine_records_each_context_its_lines(
+    contexts: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    from tia import recorder as recorder_module
+    from tia.recorder import CoverageRecorder
+
+    if contexts == "coverage.py's own":
+        monkeypatch.setattr(recorder_module, "_line_sets", lambda cov: None)
+    root = tmp_path.resolve()
+    (root / "mod.py").write_text(
+        "def f():\n"
+        "    return 1\n"
+        "\n"
+        "\n"
+        "def spans(recorder):\n"
+        "    before = 1\n"
+        "    recorder.switch('y')\n"
+        "    return before + 1\n"
+        "\n"
+        "\n"
+        "def numbers():\n"
+        "    yield 1\n"
+        "    yield 2\n"
+    )
+    spec = importlib.util.spec_from_file_location("tia_coverage_probe", root / "mod.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    recorder = CoverageRecorder(root, ())
+    recorder.start()
+    try:
+        assert (recorder._taken is not None) == (contexts == "taken by tia")
+        spec.loader.exec_module(module)  # in "S", the session
+        recorder.switch("a")
+        module.f()
+        stream = module.numbers()
+        next(stream)
+        recorder.switch("x")
+        module.spans(recorder)  # switches to "y" halfway
+        recorder.switch("b")
+        next(stream)  # a frame begun in "a" resumes in "b"
+        recorder.switch("a")
+        module.f()
+    finally:
+        recorder.stop()
+    groups = recorder.lines()
+    lines = {ctx: {path: set().union(*g) for path, g in files.items()} for ctx, files in groups.items()}
+    assert lines == {
+        "S": {"mod.py": {1, 5, 11}},
+        "a": {"mod.py": {2, 12}},
+        "x": {"mod.py": {6, 7}},
+        "y": {"mod.py": {8}},
+        "b": {"mod.py": {13}},
+    }

@@ -9,7 +9,10 @@ subprocesses record through coverage.py under either engine.
 
 * `CoverageRecorder` (engine ``coverage``, every Python): coverage.py's lines.
   Its ``sysmon`` core keeps only the first context to reach each line
-  (coverage.py #2200), so the recorder always asks for the ``ctrace`` core.
+  (coverage.py #2200), so the recorder always asks for the ``ctrace`` core.  At
+  each switch it takes the lines traced since the last one from the tracers' sets
+  itself, rather than having coverage.py write them to its SQLite data and read
+  them back (`_line_sets`).
 * `MonitoringRecorder` (engine ``monitoring``, Python 3.12+): a ``PY_START`` and
   ``PY_RESUME`` event per code object of the repository, disabled after its first
   hit and re-armed, on the code objects that hit, at every context switch.  A
@@ -39,7 +42,7 @@ import shutil
 import sys
 import tempfile
 import warnings
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from types import CodeType, FrameType
 from typing import Any, NoReturn
@@ -317,19 +320,43 @@ class CoverageRecorder(Recorder):
         if self._other is not None and self._other.config.branch:
             # What we hand over must be of the kind the other measurement collects.
             self._cov.set_option("run:branch", True)
+        # The collector's live sets of lines by file, when tia takes each context's lines
+        # from them itself (`_line_sets`); else None, and coverage.py's contexts are used.
+        self._taken: tuple[dict[str, set[int]], Callable[[str], str]] | None = None
+        self._lines: dict[str, dict[str, set[int]]] = {}  # context -> file -> lines, when taken
+        self._label = ""
 
     def _start_engine(self) -> None:
         self._cov.start()
+        self._taken = _line_sets(self._cov)
 
     def _switch_engine(self, context: str) -> None:
         if self.interrupted_by is None and coverage_on_top() is not self._cov:
             self.interrupted_by = TAKEN_OVER
-        self._cov.switch_context(context)
+        if self._taken is None:
+            self._cov.switch_context(context)
+            return
+        self._take(self._label)
+        self._label = context
+
+    def _take(self, context: str) -> None:
+        """File the lines traced since the last switch under `context`, emptying coverage.py's
+        sets in place (its tracers, and frames on the stack, hold them)."""
+        assert self._taken is not None
+        live, mapped = self._taken
+        target = self._lines.setdefault(context, {})
+        for filename, lines in live.copy().items():
+            if lines:
+                taken = lines.copy()
+                lines.difference_update(taken)
+                target.setdefault(mapped(filename), set()).update(taken)
 
     def _stop_engine(self) -> None:
         if self.interrupted_by is None and coverage_on_top() is not self._cov:
             self.interrupted_by = TAKEN_OVER
         if self.interrupted_by is None:
+            if self._taken is not None:
+                self._take(self._label)
             self._cov.stop()
             self._hand_over()
 
@@ -350,14 +377,25 @@ class CoverageRecorder(Recorder):
         other = self._other
         if other is None or coverage_on_top() is not other:
             return
-        ours = self._cov.get_data()
         try:
             with warnings.catch_warnings():
                 # Its collector was paused all along, so coverage.py finds its data empty, for now.
                 warnings.filterwarnings("ignore", message="No data was collected", category=Warning)
                 theirs = other.get_data()
+
             # coverage.py's own per-file decision, as its collector would have made it.
-            files = [f for f in ours.measured_files() if other._should_trace(f, None).trace]  # type: ignore[arg-type]
+            def traced(filename: str) -> bool:
+                return bool(other._should_trace(filename, None).trace)  # type: ignore[attr-defined]
+
+            if self._taken is not None:
+                union: dict[str, set[int]] = {}
+                for files in self._lines.values():
+                    for filename, lines in files.items():
+                        union.setdefault(filename, set()).update(lines)
+                theirs.add_lines({f: lines for f, lines in union.items() if traced(f)})
+                return
+            ours = self._cov.get_data()
+            files = [f for f in ours.measured_files() if traced(f)]
             if ours.has_arcs():
                 theirs.add_arcs({f: ours.arcs(f) or [] for f in files})
             else:
@@ -366,7 +404,28 @@ class CoverageRecorder(Recorder):
             print(f"tia: warning: could not share what tia measured with coverage.py: {exc}", file=sys.stderr)
 
     def _engine_lines(self) -> dict[str, dict[str, list[Collection[int]]]]:
+        if self._taken is not None:
+            return {ctx: {f: [lines] for f, lines in files.items()} for ctx, files in self._lines.items()}
         return _groups_by_context(self._cov.get_data())
+
+
+def _line_sets(cov: Any) -> tuple[dict[str, set[int]], Callable[[str], str]] | None:
+    """The dict of sets, by file, into which coverage.py's tracers put the lines they see,
+    if this coverage.py has one tia can read (a private attribute: lines, not arcs).
+
+    At each switch coverage.py writes the sets to its SQLite data and empties them in place;
+    reading them back per context costs as much again.  tia takes them itself (`_take`), as
+    coverage.py's ``flush_data`` does, and skips both: `tia map` of 18,866 of packaging's
+    tests went from 40.0 to 35.0 s.  Anything unexpected leaves coverage.py's contexts in
+    charge."""
+    collector = getattr(cov, "_collector", None)
+    data = getattr(collector, "data", None)
+    mapped = getattr(collector, "cached_mapped_file", None)
+    if getattr(collector, "branch", True) or type(data) is not dict or not callable(mapped):
+        return None
+    if any(type(lines) is not set for lines in data.values()):
+        return None
+    return data, mapped
 
 
 class MonitoringRecorder(Recorder):
