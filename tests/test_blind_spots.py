@@ -458,6 +458,30 @@ PROJECT = {
         def test_spawned_process():
             assert workers.in_process(3, "spawn") == 9
         """,
+    "app/loader.py": """
+        import importlib
+
+
+        def load(name):
+            return importlib.import_module("app.exts." + name)
+        """,
+    "app/exts/__init__.py": "",
+    "app/exts/alpha.py": """
+        def value():
+            return 1
+        """,
+    "tests/test_exts.py": """
+        import app.exts
+        from app.loader import load
+
+
+        def test_load():
+            assert load("alpha").value() == 1
+
+
+        def test_attribute():  # alpha is there because test_load imported it
+            assert app.exts.alpha.value() == 1
+        """,
 }
 
 # (blind spot, edit) -> an edit is {path: (old, new)}; new None deletes the file, and a
@@ -499,6 +523,9 @@ CASES: dict[str, dict[str, tuple[str | None, str | None]]] = {
         "app/catalog.py": ("def beta", "def gamma():\n    return 3\n\n\ndef beta")
     },
     "class attribute a class-creation hook reads": {"app/plugins.py": ('NAME = "alpha"', 'NAME = "beta"')},
+    "code that imported a module another test uses": {
+        "app/loader.py": ('importlib.import_module("app.exts." + name)', "None")
+    },
     "deleted module": {"app/settings.py": (None, None)},
     "renamed module": {"app/workers.py -> app/jobs.py": (None, None)},
     "new test": {
@@ -580,7 +607,7 @@ def blind(mapped_blind: tuple[GitProject, Path, set[str]]) -> Iterator[GitProjec
 def test_the_project_passes_before_any_edit(mapped_blind: tuple[GitProject, Path, set[str]]) -> None:
     project, _, ran = mapped_blind
     assert pytest_truth(project) == set()
-    assert len(ran) == 35
+    assert len(ran) == 37
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,12 @@ The plugin switches the recorder between these contexts:
   ``pytest_generate_tests``, parametrize arguments (every test below it depends on it);
 * ``S``: everything else: start-up, hooks, plugins.
 
+The plugin adds one more kind, from the recorder's `importers`:
+
+* ``I:<path>``: the repository lines that were on the stack when a test or fixture
+  first imported the module at ``<path>``; every test that depends on that module
+  depends on them too (it may use the module only because they imported it).
+
 `reduce_run` folds these into one `Deps` per test and the run's `RunFacts`.
 This module is pure: the plugin hands it what the recorder saw.
 """
@@ -29,6 +35,7 @@ SESSION = "S"
 TEST = "T:"
 FIXTURE = "F:"
 COLLECT = "C:"
+IMPORTED = "I:"
 IMPORT_CONTEXTS = (COLLECT, SESSION)
 
 
@@ -114,6 +121,12 @@ def reduce_run(
             _merge(merged, by_context.get(COLLECT + collector))
         for key in plan.fixtures:
             _merge(merged, by_context.get(key))
+        pending = list(merged)
+        while pending:  # a module the importing code is in may itself have been imported so
+            importers = by_context.get(IMPORTED + pending.pop())
+            if importers:
+                pending.extend(path for path in importers if path not in merged)
+                _merge(merged, importers)
         deps_by_test[plan.nodeid] = {
             path: (blob_of(path), frozenset(scopes)) for path, scopes in merged.items()
         }

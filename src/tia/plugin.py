@@ -407,7 +407,7 @@ class TiaSession:
         if self.recorder is None:
             return local if self.selected is not None else {}
         from tia.gitrepo import blob_id
-        from tia.mapping import reduce_run, scopes_by_context
+        from tia.mapping import IMPORTED, reduce_run, scopes_by_context
         from tia.scopes import FileIndex, index_source
         from tia.store import IndexReader
 
@@ -446,7 +446,10 @@ class TiaSession:
             return blobs[path]
 
         try:
-            by_context = scopes_by_context(self.recorder.lines(), self.recorder.reads(), index_of)
+            lines = self.recorder.lines()
+            for module, importers in self.recorder.importers().items():
+                lines[IMPORTED + module] = importers
+            by_context = scopes_by_context(lines, self.recorder.reads(), index_of)
         finally:
             if stored is not None:
                 stored.close()

@@ -79,6 +79,8 @@ class Recorder:
         import_reads: Python file -> data files opened while that file was on the
             stack during collection or session set-up (its import-time reads).
         spawned: contexts in which the process started another process or forked.
+        lazy_imports: module name -> (file, line) of the repository's frames on the stack
+            when a test or fixture first imported it (see `importers`).
     """
 
     def __init__(self, root: Path, import_contexts: tuple[str, ...]) -> None:
@@ -89,12 +91,14 @@ class Recorder:
         self.file_reads: dict[str, set[str]] = {}
         self.import_reads: dict[str, set[str]] = {}
         self.spawned: set[str] = set()
+        self.lazy_imports: dict[str, set[tuple[str, int]]] = {}
         self._active = False
         self._subdir = ""
         self._saved_env: dict[str, str | None] = {}
         # Absolute path -> repository-relative one (None outside it): asked for every
         # context's files, thousands of times for the same few paths.
         self._relatives: dict[str, str | None] = {}
+        self._reals: dict[str, str] = {}  # co_filename -> its real path
         self.interrupted_by: str | None = None
         self._omit = [
             f"{root}/.tia/*",
@@ -219,6 +223,54 @@ class Recorder:
             if rels:
                 out[ctx] = rels
         return out
+
+    def importers(self) -> dict[str, dict[str, list[Collection[int]]]]:
+        """Repository module a test or fixture imported -> the repository lines on the stack
+        as it did, by file (repository-relative; one group of lines per file).
+
+        A module imported once stays in ``sys.modules``: a later test that uses it may
+        depend, without running it, on the code that imported it (markdown loads an
+        extension's module by name, and a later test reaches it as an attribute of its
+        package)."""
+        out: dict[str, dict[str, list[Collection[int]]]] = {}
+        for name, frames in self.lazy_imports.items():
+            filename = getattr(sys.modules.get(name), "__file__", None)
+            if not isinstance(filename, str):
+                continue  # the import failed, or the module has no file
+            module = self._relative(os.path.realpath(filename))
+            if module is None:
+                continue
+            by_file: dict[str, set[int]] = {}
+            for path, line in frames:
+                rel = self._relative(path)
+                if rel is not None:
+                    by_file.setdefault(rel, set()).add(line)
+            if by_file:
+                out[module] = {path: [lines] for path, lines in by_file.items()}
+        return out
+
+    def on_import(self, name: str) -> None:
+        """Called by `_ImportWatch` as the process starts importing module `name`."""
+        if not self._active or name in sys.modules or self.context.startswith(self._import_contexts):
+            return  # what collection and start-up import, the import graph covers
+        frames: set[tuple[str, int]] = set()
+        frame = sys._getframe(1)
+        while frame is not None:
+            filename = frame.f_code.co_filename
+            if filename.endswith(".py"):
+                path = self._real(filename)
+                if path.startswith(self._prefix):
+                    frames.add((path, frame.f_lineno))
+            frame = frame.f_back
+        if frames:
+            self.lazy_imports.setdefault(name, set()).update(frames)
+
+    def _real(self, filename: str) -> str:
+        try:
+            return self._reals[filename]
+        except KeyError:
+            path = self._reals[filename] = os.path.realpath(filename)
+            return path
 
     def openers(self) -> dict[str, set[str]]:
         """Python file -> data files it read at import time, repository-relative."""
@@ -659,10 +711,24 @@ def _after_fork_in_child() -> None:
             recorder.measure_forked_child()
 
 
+class _ImportWatch:
+    """First on ``sys.meta_path``, finds nothing: tells the current recorder a module is
+    being imported.  (The audit hook's ``import`` event misses `importlib.import_module`.)"""
+
+    @staticmethod
+    def find_spec(name: str, path: object = None, target: object = None) -> None:
+        recorder = _hook_state["recorder"]
+        if recorder is not None:
+            with contextlib.suppress(Exception):  # never break an import of the code under test
+                recorder.on_import(name)
+
+
 def _install_audit_hook(recorder: Recorder) -> None:
-    """Route ``open`` events and forks to `recorder`."""
+    """Route ``open`` events, forks and imports to `recorder`."""
     if "installed" not in _hook_state:
         sys.addaudithook(_audit)
         os.register_at_fork(after_in_child=_after_fork_in_child)
         _hook_state["installed"] = None
+    if _ImportWatch not in sys.meta_path:
+        sys.meta_path.insert(0, _ImportWatch)  # type: ignore[arg-type]
     _hook_state["recorder"] = recorder
