@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -386,3 +387,47 @@ def test_the_tests_of_a_run_started_before_planning_never_see_the_go_pipe(mapped
     result = mapped.run()
     assert result.rc == 0, result
     assert result.ran() == {"tests/test_env.py::test_env"}
+
+
+def test_a_run_is_stored_while_pytest_prints_its_summary_and_exits(mapped: GitProject) -> None:
+    # pytest's end waits (at most 20 s) until the map records this run: only a tia that
+    # stores the results before pytest exits lets it see that.
+    conftest = mapped.read("tests/conftest.py")
+    mapped.write(
+        "tests/conftest.py",
+        conftest
+        + textwrap.dedent(
+            """
+        import time
+        from pathlib import Path
+
+        from tia.store import Store
+
+        MAP = Path(__file__).parent.parent / ".tia"
+
+
+        def updated():
+            store = Store(MAP, print).open()
+            try:
+                return store.meta().get("updated")
+            finally:
+                store.close()
+
+
+        def pytest_sessionstart(session):
+            session.config._before = updated()
+
+
+        def pytest_unconfigure(config):
+            deadline = time.monotonic() + 20
+            while updated() == config._before and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if updated() != config._before:
+                (MAP.parent / "stored-before-exit").write_text("yes")
+            """
+        ),
+    )
+    result = mapped.run()
+    assert result.rc == 0, result
+    assert (mapped.path / "stored-before-exit").exists(), result
+    assert "tests/test_core.py::test_add" in result.ran()  # conftest.py changed: every test ran

@@ -19,7 +19,7 @@ from tia import __version__
 from tia.errors import ExitCode, TiaError, UsageError
 
 if TYPE_CHECKING:
-    from tia.project import Plan, Project
+    from tia.project import Plan, Project, Settled
     from tia.runner import EarlyPytest
 
 # name -> (summary, example): the help table, as pip keeps it.
@@ -251,6 +251,16 @@ def _execute(
         _say(f"using {workers} pytest-xdist workers")
     # Index files ahead on a core pytest leaves idle, never on one it uses.
     spare = isinstance(workers, int) and max(workers, 1) < (os.cpu_count() or 1)
+    # A shard saw part of the suite: it must not replace the whole map.
+    replace = replace_all and shard is None
+    stored: list[Settled] = []
+
+    def store(payload: dict[str, Any]) -> None:
+        # While pytest prints its summary and exits; the status is the session's, as the
+        # plugin saw it at its end.
+        status = payload.get("exitstatus")
+        stored.append(project.settle(plan, payload, status if type(status) is int else 1, False, replace))
+
     result = run_pytest(
         root=project.root,
         cache_dir=project.config.cache_dir,
@@ -259,13 +269,15 @@ def _execute(
         workers=workers,
         meanwhile=(lambda done: project.index_ahead(plan, done)) if spare else None,
         early=early,
+        store=store,
     )
     if result.payload is None:
         _warn("pytest reported no results; the map is unchanged")
         return result.exitstatus, None
-    # A shard saw part of the suite: it must not replace the whole map.
-    settled = project.settle(
-        plan, result.payload, result.exitstatus, result.interrupted, replace_all and shard is None
+    settled = (
+        stored[0]
+        if result.stored
+        else project.settle(plan, result.payload, result.exitstatus, result.interrupted, replace)
     )
     if result.interrupted:
         _say(f"interrupted: recorded the {settled.recorded} tests that completed; the rest run next time")

@@ -20,6 +20,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,15 +37,21 @@ _XDIST_OPTIONS = ("-n", "--numprocesses", "--dist", "--tx", "-d")
 
 
 class RunResult(Value):
-    __slots__ = ("exitstatus", "interrupted", "payload", "workers")
+    __slots__ = ("exitstatus", "interrupted", "payload", "stored", "workers")
 
     def __init__(
-        self, exitstatus: int, payload: dict[str, Any] | None, interrupted: bool, workers: int | str
+        self,
+        exitstatus: int,
+        payload: dict[str, Any] | None,
+        interrupted: bool,
+        workers: int | str,
+        stored: bool = False,
     ) -> None:
         self.exitstatus = exitstatus
         self.payload = payload
         self.interrupted = interrupted  # by Ctrl-C
         self.workers = workers
+        self.stored = stored  # `run_pytest`'s `store` took the payload while pytest finished
 
 
 def user_chose_xdist(args: list[str]) -> bool:
@@ -200,16 +207,21 @@ def run_pytest(
     quiet: bool = False,
     meanwhile: Callable[[Callable[[], bool]], None] | None = None,
     early: EarlyPytest | None = None,
+    store: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunResult:
     """Run pytest on a plan; return its exit status and the plugin's results.
 
     `meanwhile`, if given, is called once pytest has started, with a function that says
     whether pytest is done: work to do in this process while pytest runs.  `early`, a
-    pytest process started while tia planned, runs the plan if it can (`EarlyPytest.take`)."""
+    pytest process started while tia planned, runs the plan if it can (`EarlyPytest.take`).
+    `store`, if given, is called with the results as soon as the plugin has written them,
+    while pytest prints its summary and exits (a tenth of a second or more of interpreter
+    shutdown alone); if pytest ends without results, it is not called."""
     plan_file, results_file = _files(cache_dir)
     plan = {**plan, "root": str(root), "results": str(results_file), "cache": str(cache_dir)}
     plan_file.write_text(json.dumps(plan), encoding="utf-8")
     interrupted = False
+    stage = "running"  # then "storing" while `store` runs, "stored" once it returned
     try:
         proc = early.take(pytest_args, workers, collect_only, quiet) if early is not None else None
         if proc is None:
@@ -217,7 +229,13 @@ def run_pytest(
             proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL if quiet else None)
         try:
             if meanwhile is not None:
-                meanwhile(lambda: proc.poll() is not None)
+                meanwhile(lambda: proc.poll() is not None or results_file.exists())
+            if store is not None:
+                payload = _results_before_exit(proc, results_file)
+                if payload is not None:
+                    stage = "storing"
+                    store(payload)
+                    stage = "stored"
             rc = proc.wait()
         except KeyboardInterrupt:
             # pytest got the same Ctrl-C: let it finish its session and write what completed.
@@ -227,18 +245,36 @@ def run_pytest(
             except (KeyboardInterrupt, subprocess.TimeoutExpired):
                 proc.send_signal(signal.SIGKILL)
                 rc = proc.wait()
+            if stage == "storing":
+                raise  # storing was cut short: the map stays as it was, as after a Ctrl-C later on
         except BaseException:
-            # `meanwhile` failed: pytest must not outlive this process, nor run on without its plan.
-            proc.kill()
-            proc.wait()
+            if stage == "storing":
+                proc.wait()  # storing failed: pytest is only reporting and exiting, let it
+            else:
+                # `meanwhile` failed: pytest must not outlive this process, nor run on without its plan.
+                proc.kill()
+                proc.wait()
             raise
-        payload = None
-        if results_file.exists():
-            try:
-                payload = json.loads(results_file.read_text(encoding="utf-8"))
-            except ValueError:
-                payload = None
-        return RunResult(rc, payload, interrupted, workers)
+        payload = _read_results(results_file)
+        return RunResult(rc, payload, interrupted, workers, stored=stage == "stored")
     finally:
         for f in (plan_file, results_file, results_file.with_suffix(".tmp")):
             f.unlink(missing_ok=True)
+
+
+def _read_results(results_file: Path) -> dict[str, Any] | None:
+    try:
+        payload = json.loads(results_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def _results_before_exit(proc: subprocess.Popen[bytes], results_file: Path) -> dict[str, Any] | None:
+    """The plugin's results, as soon as it has written them (it renames a complete file into
+    place); None if pytest ends first."""
+    while proc.poll() is None:
+        if results_file.exists():
+            return _read_results(results_file)
+        time.sleep(0.005)
+    return None
