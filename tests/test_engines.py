@@ -260,3 +260,45 @@ def test_the_coverage_engine_records_each_context_its_lines(
         "y": {"mod.py": {8}},
         "b": {"mod.py": {13}},
     }
+
+
+def test_the_recorder_notes_what_imported_a_module_while_a_test_ran(tmp_path: Path) -> None:
+    import importlib.util
+
+    from tia.mapping import IMPORT_CONTEXTS
+    from tia.recorder import CoverageRecorder
+
+    root = tmp_path.resolve()
+    (root / "loader.py").write_text(
+        "import importlib\n\n\ndef load(name):\n    return importlib.import_module(name)\n"
+    )
+    (root / "tia_probe_early.py").write_text("VALUE = 0\n")
+    (root / "tia_probe_plug.py").write_text("VALUE = 1\n")
+    installed = root / "venv" / "site-packages"
+    installed.mkdir(parents=True)
+    (installed / "caller.py").write_text("def call(load, name):\n    return load(name)\n")
+
+    def module(path: Path) -> Any:
+        spec = importlib.util.spec_from_file_location(f"tia_probe_{path.stem}", path)
+        assert spec is not None and spec.loader is not None
+        loaded = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(loaded)
+        return loaded
+
+    loader, caller = module(root / "loader.py"), module(installed / "caller.py")
+    sys.path.insert(0, str(root))
+    recorder = CoverageRecorder(root, IMPORT_CONTEXTS)
+    recorder.start()
+    try:
+        loader.load("tia_probe_early")  # while the session starts: the import graph's
+        recorder.switch("T:a")
+        assert caller.call(loader.load, "tia_probe_plug").VALUE == 1
+        loader.load("tia_probe_plug")  # imported already: nothing to note
+        recorder.switch("T:b")
+    finally:
+        recorder.stop()
+        sys.path.remove(str(root))
+        for name in ("tia_probe_early", "tia_probe_plug"):
+            sys.modules.pop(name, None)
+    # The loader's line, not the installed caller's (nor this test's: outside the root).
+    assert recorder.importers() == {"tia_probe_plug.py": {"loader.py": [{5}]}}

@@ -79,8 +79,8 @@ class Recorder:
         import_reads: Python file -> data files opened while that file was on the
             stack during collection or session set-up (its import-time reads).
         spawned: contexts in which the process started another process or forked.
-        lazy_imports: module name -> (file, line) of the repository's frames on the stack
-            when a test or fixture first imported it (see `importers`).
+        lazy_imports: a repository module's file -> (file, line) of the repository's frames
+            on the stack when a test or fixture first imported it (see `importers`).
     """
 
     def __init__(self, root: Path, import_contexts: tuple[str, ...]) -> None:
@@ -92,13 +92,14 @@ class Recorder:
         self.import_reads: dict[str, set[str]] = {}
         self.spawned: set[str] = set()
         self.lazy_imports: dict[str, set[tuple[str, int]]] = {}
+        self._importing: list[tuple[str, set[tuple[str, int]]]] = []  # module name, frames
         self._active = False
         self._subdir = ""
         self._saved_env: dict[str, str | None] = {}
         # Absolute path -> repository-relative one (None outside it): asked for every
         # context's files, thousands of times for the same few paths.
         self._relatives: dict[str, str | None] = {}
-        self._reals: dict[str, str] = {}  # co_filename -> its real path
+        self._files: dict[str, str | None] = {}  # co_filename -> `_repository_file`
         self.interrupted_by: str | None = None
         self._omit = [
             f"{root}/.tia/*",
@@ -159,6 +160,8 @@ class Recorder:
     def switch(self, context: str) -> str:
         previous = self.context
         self.context = context
+        if self._importing:
+            self._file_imports()
         if self._active:
             self._switch_engine(context)
             os.environ["TIA_CONTEXT"] = context
@@ -232,12 +235,10 @@ class Recorder:
         depend, without running it, on the code that imported it (markdown loads an
         extension's module by name, and a later test reaches it as an attribute of its
         package)."""
+        self._file_imports()
         out: dict[str, dict[str, list[Collection[int]]]] = {}
-        for name, frames in self.lazy_imports.items():
-            filename = getattr(sys.modules.get(name), "__file__", None)
-            if not isinstance(filename, str):
-                continue  # the import failed, or the module has no file
-            module = self._relative(os.path.realpath(filename))
+        for filename, frames in self.lazy_imports.items():
+            module = self._relative(filename)
             if module is None:
                 continue
             by_file: dict[str, set[int]] = {}
@@ -256,21 +257,38 @@ class Recorder:
         frames: set[tuple[str, int]] = set()
         frame = sys._getframe(1)
         while frame is not None:
-            filename = frame.f_code.co_filename
-            if filename.endswith(".py"):
-                path = self._real(filename)
-                if path.startswith(self._prefix):
-                    frames.add((path, frame.f_lineno))
+            path = self._repository_file(frame.f_code.co_filename)
+            if path is not None:
+                frames.add((path, frame.f_lineno))
             frame = frame.f_back
         if frames:
-            self.lazy_imports.setdefault(name, set()).update(frames)
+            self._importing.append((name, frames))
 
-    def _real(self, filename: str) -> str:
+    def _file_imports(self) -> None:
+        """File the imports begun since the last switch under their modules' files (tests may
+        take a module out of ``sys.modules`` again; it is there when its importer is done)."""
+        pending, self._importing = self._importing, []
+        for name, frames in pending:
+            filename = getattr(sys.modules.get(name), "__file__", None)
+            path = self._repository_file(filename) if isinstance(filename, str) else None
+            if path is not None:  # not when the import failed or found code outside the repository
+                self.lazy_imports.setdefault(path, set()).update(frames)
+
+    def _repository_file(self, filename: str) -> str | None:
+        """The canonical path of a code object's file if tia records it, else None."""
         try:
-            return self._reals[filename]
+            # Once per file, not per code object: `realpath` costs a `lstat` per part.
+            return self._files[filename]
         except KeyError:
-            path = self._reals[filename] = os.path.realpath(filename)
-            return path
+            pass
+        path: str | None = None
+        if os.path.isabs(filename):  # not "<frozen os>", "<string>"
+            # As coverage.py does: `pythonpath = ..` or a symlink gives a path that is not canonical.
+            path = os.path.realpath(filename)
+            if not path.startswith(self._prefix) or any(fnmatch.fnmatchcase(path, p) for p in self._omit):
+                path = None
+        self._files[filename] = path
+        return path
 
     def openers(self) -> dict[str, set[str]]:
         """Python file -> data files it read at import time, repository-relative."""
@@ -507,7 +525,6 @@ class MonitoringRecorder(Recorder):
         self._wanted: dict[int, tuple[CodeType, str | None]] = {}
         self._tools: tuple[int, int] | None = None
         self._events = 0  # PY_START | PY_RESUME, once started (sys.monitoring is 3.12+)
-        self._files: dict[str, str | None] = {}  # co_filename -> `_repository_file`
 
     def _start_engine(self) -> None:
         """Two tools: *discover*, on every code object, fires once per code object in the
@@ -552,22 +569,6 @@ class MonitoringRecorder(Recorder):
     def _on_code(self, code: CodeType, offset: int) -> Any:
         self._current.append(code)
         return sys.monitoring.DISABLE  # type: ignore[attr-defined]
-
-    def _repository_file(self, filename: str) -> str | None:
-        """The canonical path of a code object's file if tia records it, else None."""
-        try:
-            # Once per file, not per code object: `realpath` costs a `lstat` per part.
-            return self._files[filename]
-        except KeyError:
-            pass
-        path: str | None = None
-        if os.path.isabs(filename):  # not "<frozen os>", "<string>"
-            # As coverage.py does: `pythonpath = ..` or a symlink gives a path that is not canonical.
-            path = os.path.realpath(filename)
-            if not path.startswith(self._prefix) or any(fnmatch.fnmatchcase(path, p) for p in self._omit):
-                path = None
-        self._files[filename] = path
-        return path
 
     def _switch_engine(self, context: str) -> None:
         hit = self._file_current(context)
