@@ -113,6 +113,17 @@ EXTRAS = {
 }
 
 
+def load(path: Path, name: str) -> Any:
+    """The module at `path`, imported under `name` without touching sys.path or sys.modules."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def mapped_with(source: Path, target: Path, engine: str) -> tuple[dict[str, Any], dict[str, Any]]:
     shutil.copytree(source, target, ignore=shutil.ignore_patterns(".tia", ".git"))
     project = GitProject(target)
@@ -168,20 +179,16 @@ def test_the_monitoring_engine_before_python_3_12_is_a_usage_error(mapped: GitPr
 def test_the_monitoring_engine_records_each_context_a_function_runs_in_and_rearms_only_those(
     tmp_path: Path,
 ) -> None:
-    import importlib.util
     import json as outside  # a module outside the repository, called in every context
 
     from tia.recorder import MonitoringRecorder
 
     root = tmp_path.resolve()
     (root / "mod.py").write_text("def f():\n    return 1\n\n\ndef g():\n    return 2\n")
-    spec = importlib.util.spec_from_file_location("tia_engine_probe", root / "mod.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
     recorder = MonitoringRecorder(root, ())
     recorder.start()
     try:
-        spec.loader.exec_module(module)  # in "S", the session
+        module = load(root / "mod.py", "tia_engine_probe")  # in "S", the session
         for context, calls in [("a", "f"), ("b", "ff"), ("c", ""), ("d", "fg"), ("a", "g")]:
             recorder.switch(context)
             outside.dumps([1])
@@ -208,8 +215,6 @@ def test_the_monitoring_engine_records_each_context_a_function_runs_in_and_rearm
 def test_the_coverage_engine_records_each_context_its_lines(
     contexts: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import importlib.util
-
     from tia import recorder as recorder_module
     from tia.recorder import CoverageRecorder
 
@@ -231,14 +236,11 @@ def test_the_coverage_engine_records_each_context_its_lines(
         "    yield 1\n"
         "    yield 2\n"
     )
-    spec = importlib.util.spec_from_file_location("tia_coverage_probe", root / "mod.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
     recorder = CoverageRecorder(root, ())
     recorder.start()
     try:
         assert (recorder._taken is not None) == (contexts == "taken by tia")
-        spec.loader.exec_module(module)  # in "S", the session
+        module = load(root / "mod.py", "tia_coverage_probe")  # in "S", the session
         recorder.switch("a")
         module.f()
         stream = module.numbers()
@@ -263,8 +265,6 @@ def test_the_coverage_engine_records_each_context_its_lines(
 
 
 def test_the_recorder_notes_what_imported_a_module_while_a_test_ran(tmp_path: Path) -> None:
-    import importlib.util
-
     from tia.mapping import IMPORT_CONTEXTS
     from tia.recorder import CoverageRecorder
 
@@ -278,14 +278,8 @@ def test_the_recorder_notes_what_imported_a_module_while_a_test_ran(tmp_path: Pa
     installed.mkdir(parents=True)
     (installed / "caller.py").write_text("def call(load, name):\n    return load(name)\n")
 
-    def module(path: Path) -> Any:
-        spec = importlib.util.spec_from_file_location(f"tia_probe_{path.stem}", path)
-        assert spec is not None and spec.loader is not None
-        loaded = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(loaded)
-        return loaded
-
-    loader, caller = module(root / "loader.py"), module(installed / "caller.py")
+    loader = load(root / "loader.py", "tia_probe_loader")
+    caller = load(installed / "caller.py", "tia_probe_caller")
     sys.path.insert(0, str(root))
     recorder = CoverageRecorder(root, IMPORT_CONTEXTS)
     recorder.start()

@@ -292,14 +292,19 @@ def _early_project(project: GitProject, tmp_path: Path, monkeypatch: pytest.Monk
     return ["-p", "loading_mark", "-p", "no:cacheprovider", "-q", "tests/test_pid.py"]
 
 
-def _started(early: Any, tmp_path: Path) -> None:
-    """Wait until the early pytest imports its plugins, then long enough to import a conftest."""
+def _started(early: Any, tmp_path: Path) -> subprocess.Popen[bytes]:
+    """Start the early pytest; wait until it imports its plugins, then long enough to
+    import a conftest."""
+    early.start()
+    proc = early.proc
+    assert proc is not None
     deadline = time.monotonic() + 60
     while not (tmp_path / "loading").exists():
-        assert early.proc.poll() is None, "pytest ended before it was told to go"
+        assert proc.poll() is None, "pytest ended before it was told to go"
         assert time.monotonic() < deadline
         time.sleep(0.02)
     time.sleep(1.0)
+    return proc
 
 
 def test_pytest_started_while_tia_plans_waits_for_the_plan_then_runs_it(
@@ -309,11 +314,8 @@ def test_pytest_started_while_tia_plans_waits_for_the_plan_then_runs_it(
 
     args = _early_project(project, tmp_path, monkeypatch)
     with EarlyPytest(project.path / ".tia", args) as early:
-        early.start()
-        assert early.proc is not None
-        pid = early.proc.pid
-        _started(early, tmp_path)
-        assert early.proc.poll() is None
+        proc = _started(early, tmp_path)
+        assert proc.poll() is None
         assert not (tmp_path / "conftest").exists()  # waiting, before any conftest
         result = run_pytest(
             root=project.path,
@@ -326,7 +328,7 @@ def test_pytest_started_while_tia_plans_waits_for_the_plan_then_runs_it(
     assert result.exitstatus == 0
     assert result.payload is not None
     assert list(result.payload["outcomes"]) == ["tests/test_pid.py::test_pid"]
-    assert (tmp_path / "ran").read_text() == str(pid)  # the early process ran it
+    assert (tmp_path / "ran").read_text() == str(proc.pid)  # the early process ran it
     assert not list((project.path / ".tia").glob("plan-*.json"))
 
 
@@ -337,18 +339,12 @@ def test_pytest_started_while_tia_plans_runs_nothing_when_tia_needs_no_run_or_an
 
     args = _early_project(project, tmp_path, monkeypatch)
     with EarlyPytest(project.path / ".tia", args) as early:
-        early.start()
-        proc = early.proc
-        assert proc is not None
-        _started(early, tmp_path)
+        proc = _started(early, tmp_path)
     assert proc.returncode is not None  # stopped when tia found nothing to run
     for command in ((args, 2, False, False), (args, 0, True, True), ([*args, "-x"], 0, False, False)):
         (tmp_path / "loading").unlink()
         with EarlyPytest(project.path / ".tia", args) as early:
-            early.start()
-            proc = early.proc
-            assert proc is not None
-            _started(early, tmp_path)
+            proc = _started(early, tmp_path)
             # xdist workers, collecting only, other arguments: a process started anew runs those.
             assert early.take(*command) is None
             assert proc.returncode is not None
