@@ -6,10 +6,11 @@ every other pytest setting reach it untouched.  The plan goes to the plugin
 through a file; the plugin writes the results to another, which `tia.project`
 folds into the map.
 
-pytest takes about a third of a second to import itself and its plugins before it
-reads a conftest.  `tia run` and `tia map` start it while they plan (`EarlyPytest`):
-tia's plugin waits, before any conftest is imported, until tia has written the plan
-and says go through a pipe.
+pytest takes 0.2 to 0.3 s to import itself and its plugins before it reads a
+conftest.  `tia run` and `tia map` start it while they plan (`EarlyPytest`): tia's
+plugin waits, before any conftest is imported, until tia has written the plan and
+says go through a pipe.  And once the plugin has written the results, tia stores them
+while pytest prints its summary and exits (`run_pytest`'s `store`).
 """
 
 from __future__ import annotations
