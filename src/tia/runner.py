@@ -141,7 +141,7 @@ class EarlyPytest:
     """
 
     def __init__(self, cache_dir: Path, pytest_args: list[str]) -> None:
-        self.plan_file, self.results_file = _files(cache_dir)
+        self.plan_file = _files(cache_dir)[0]
         self.pytest_args = pytest_args
         self.proc: subprocess.Popen[bytes] | None = None
         self._go = -1
