@@ -274,9 +274,10 @@ def _execute(
     if result.payload is None:
         _warn("pytest reported no results; the map is unchanged")
         return result.exitstatus, None
+    # `store` returned, or was never called (pytest ended before it wrote its results).
     settled = (
         stored[0]
-        if result.stored
+        if stored
         else project.settle(plan, result.payload, result.exitstatus, result.interrupted, replace)
     )
     if result.interrupted:

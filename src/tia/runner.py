@@ -38,21 +38,15 @@ _XDIST_OPTIONS = ("-n", "--numprocesses", "--dist", "--tx", "-d")
 
 
 class RunResult(Value):
-    __slots__ = ("exitstatus", "interrupted", "payload", "stored", "workers")
+    __slots__ = ("exitstatus", "interrupted", "payload", "workers")
 
     def __init__(
-        self,
-        exitstatus: int,
-        payload: dict[str, Any] | None,
-        interrupted: bool,
-        workers: int | str,
-        stored: bool = False,
+        self, exitstatus: int, payload: dict[str, Any] | None, interrupted: bool, workers: int | str
     ) -> None:
         self.exitstatus = exitstatus
         self.payload = payload
         self.interrupted = interrupted  # by Ctrl-C
         self.workers = workers
-        self.stored = stored  # `run_pytest`'s `store` took the payload while pytest finished
 
 
 def user_chose_xdist(args: list[str]) -> bool:
@@ -222,7 +216,8 @@ def run_pytest(
     plan = {**plan, "root": str(root), "results": str(results_file), "cache": str(cache_dir)}
     plan_file.write_text(json.dumps(plan), encoding="utf-8")
     interrupted = False
-    stage = "running"  # then "storing" while `store` runs, "stored" once it returned
+    payload = None  # the results, once read
+    storing = False  # while `store` runs
     try:
         proc = early.take(pytest_args, workers, collect_only, quiet) if early is not None else None
         if proc is None:
@@ -234,9 +229,9 @@ def run_pytest(
             if store is not None:
                 payload = _results_before_exit(proc, results_file)
                 if payload is not None:
-                    stage = "storing"
+                    storing = True
                     store(payload)
-                    stage = "stored"
+                    storing = False
             rc = proc.wait()
         except KeyboardInterrupt:
             # pytest got the same Ctrl-C: let it finish its session and write what completed.
@@ -246,18 +241,19 @@ def run_pytest(
             except (KeyboardInterrupt, subprocess.TimeoutExpired):
                 proc.send_signal(signal.SIGKILL)
                 rc = proc.wait()
-            if stage == "storing":
+            if storing:
                 raise  # storing was cut short: the map stays as it was, as after a Ctrl-C later on
         except BaseException:
-            if stage == "storing":
+            if storing:
                 proc.wait()  # storing failed: pytest is only reporting and exiting, let it
             else:
                 # `meanwhile` failed: pytest must not outlive this process, nor run on without its plan.
                 proc.kill()
                 proc.wait()
             raise
-        payload = _read_results(results_file)
-        return RunResult(rc, payload, interrupted, workers, stored=stage == "stored")
+        if payload is None:
+            payload = _read_results(results_file)
+        return RunResult(rc, payload, interrupted, workers)
     finally:
         for f in (plan_file, results_file, results_file.with_suffix(".tmp")):
             f.unlink(missing_ok=True)
