@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from tia.names import ANY, ATTRIBUTES, Readers
+from tia.names import ANY, ATTRIBUTES, Narrowing, Readers
 from tia.records import MODULE
 from tia.scopes import diff_indexes, index_source
 
@@ -384,6 +384,7 @@ def test_a_module_others_may_reach_by_name_or_as_an_object_cannot_be_narrowed(ex
                 """
         },
         {"setup.cfg": "[metadata]\nname = pkg.rates\n[options]\npackages = pkg.rates\n[isort]\nx=pkg.rates"},
+        {"tox.ini": "[coverage:run]\nsource = pkg.rates\nomit =\n    pkg/rates.py\n"},
         {"tox.ini": "[testenv]\ncommands = pytest --cov=pkg.rates --cov pkg.rates --cov-report term\n"},
         {"pyproject.toml": '[project.scripts]\n"pkg.rates" = "pkg.cli:main"\n'},
         {"setup.cfg": "[options.entry_points]\nconsole_scripts =\n    pkg.rates = pkg.cli:main\n"},
@@ -399,6 +400,7 @@ def test_a_module_others_may_reach_by_name_or_as_an_object_cannot_be_narrowed(ex
     ids=[
         "pyproject.toml",
         "setup.cfg",
+        "coverage.py's source in an ini file",
         "pytest-cov's source",
         "a script's name",
         "a script's name, setup.cfg",
@@ -449,6 +451,98 @@ def test_a_parameter_or_local_named_like_the_module_is_not_the_module() -> None:
     narrowed = readers(files).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())
     assert narrowed is not None
     assert "pkg/api.py" not in narrowed.readers
+
+
+def rate_rebound(extra: dict[str, str]) -> Narrowing | None:
+    """The narrowing of a new value of `pkg.rates.RATE`, with `extra` files beside `PKG`."""
+    return readers({**PKG, **extra}).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        # dateutil's tests of what its imports give.
+        """
+        import pkg.rates
+        from pkg import rates as r
+
+        def test():
+            assert pkg.rates == r
+            assert r is not None
+        """,
+        # rrule's lazy import.
+        """
+        rates = None
+
+        def load():
+            global rates
+            if not rates:
+                from pkg import rates
+            return rates.rate()
+        """,
+        # A function's own import binds a name of the module, not the module.
+        """
+        from pkg import rates
+
+        def test():
+            from pkg.rates import rate as rates
+            print(rates)
+        """,
+    ],
+    ids=["compared", "truth tested", "a function's own import of something else"],
+)
+def test_comparing_a_module_or_testing_its_truth_is_no_escape(code: str) -> None:
+    assert rate_rebound({"tests/test_rates.py": code}) is not None
+
+
+def test_a_function_that_imports_the_module_too_holds_it() -> None:
+    code = """
+        def test(flag):
+            if flag:
+                from pkg.rates import rate as rates
+            else:
+                from pkg import rates
+            print(rates)
+        """
+    assert rate_rebound({"tests/test_rates.py": code}) is None
+
+
+@pytest.mark.parametrize(
+    ("init", "narrowed"),
+    [
+        # dateutil.parser's `from .isoparser import isoparser`: the class hides the module.
+        ("from .rates import rate as rates\n", True),
+        ("from pkg.rates import rate as rates\n", True),
+        ("def rates():\n    return 1\n", True),
+        ("from . import rates\n", False),
+        ("from .rates import rate as rates\nfrom . import rates\n", False),
+        ("try:\n    from .rates import rate as rates\nexcept ImportError:\n    pass\n", False),
+        ("rates = 1\n", False),
+    ],
+    ids=["a name of it", "absolute", "a function", "the module", "the module last", "maybe", "a value"],
+)
+def test_a_module_its_package_rebinds_to_something_else_is_out_of_reach(init: str, narrowed: bool) -> None:
+    leak = "from pkg import rates\n\nHANDED = print(rates)\n"
+    assert (rate_rebound({"pkg/__init__.py": init, "pkg/leak.py": leak}) is not None) is narrowed
+
+
+@pytest.mark.parametrize(
+    ("body", "dynamic"),
+    [
+        ('return importlib.import_module("." + name, __name__)', False),
+        ('return importlib.import_module(f".{name}", package=__name__)', False),
+        ('return importlib.import_module(f"{__name__}.{name}")', False),
+        ("return importlib.import_module(name, __name__)", True),
+        ('module = importlib.import_module("." + name, __name__)\n    return module.RATE', True),
+    ],
+    ids=["relative", "relative f-string", "below the package", "any module", "read"],
+)
+def test_a_package_getattr_that_returns_its_submodule_reads_no_name(body: str, dynamic: bool) -> None:
+    # PEP 562 lazy submodules, as dateutil's `__init__.py`: `pkg.rates` is the module, as
+    # if imported; who reads names of it is judged where they are.
+    narrowed = rate_rebound({"pkg/__init__.py": f"import importlib\n\ndef __getattr__(name):\n    {body}\n"})
+    assert narrowed is not None
+    assert ("__getattr__" in narrowed.readers.get("pkg/__init__.py", {})) is dynamic
 
 
 def test_a_name_in_all_is_no_module() -> None:

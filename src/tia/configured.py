@@ -67,6 +67,9 @@ _INERT_INI = re.compile(
     r"|bumpversion(?::.*)?|zest\.releaser"
 )
 
+# Keys of other sections that only say what coverage.py measures, as in pyproject.toml.
+_INERT_INI_KEYS = {"coverage:run": frozenset({"source", "source_pkgs", "omit", "include"})}
+
 
 # pytest-cov's source option (``--cov=pkg``, ``--cov pkg``): coverage.py measures the
 # package, it reads none of its names.
@@ -139,7 +142,10 @@ def _ini_strings(text: str) -> list[str]:
     for section in parser.sections():
         if not _INERT_INI.fullmatch(section):
             strings.append(section)
+            inert = _INERT_INI_KEYS.get(section, frozenset())
             for key, value in parser.items(section, raw=True):
+                if key in inert:
+                    continue
                 if section == "options.entry_points":  # lines of `name = module:attr`
                     strings.extend(line.partition("=")[2] or line for line in value.splitlines())
                 else:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import posixpath
 import re
 import warnings
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -79,6 +80,8 @@ _UNPICKLES = frozenset(
 # Calls that find objects, of any class, without naming them.
 _FINDS_OBJECTS = frozenset({"gc.get_objects", "gc.get_referrers", "gc.get_referents"})
 _BY_NAME = frozenset({"getattr", "hasattr", "setattr", "delattr", "attrgetter", "methodcaller"})
+# Comparisons that read no name of a module: it compares by identity.
+_IDENTITY = (ast.Is, ast.IsNot, ast.Eq, ast.NotEq)
 # Attributes that hold, or read, an object's names.
 _READS_ALL_ATTRS = frozenset({"__dict__", "__getattribute__", "__annotations__"})
 # A file that spells none of these has no scope that reads names dynamically.
@@ -117,10 +120,14 @@ def _called(call: ast.Call) -> str:
     return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
 
 
-def mentions(nodes: Iterable[ast.AST], local: frozenset[str] = frozenset()) -> tuple[set[str], int]:
+def mentions(
+    nodes: Iterable[ast.AST], local: frozenset[str] = frozenset(), handed: frozenset[int] = frozenset()
+) -> tuple[set[str], int]:
     """The identifiers code mentions, and how it reads names it does not spell (`NONE`,
     `OBJECT`, `MODULES`).  `nodes` come parents first; `local` are names the code binds
-    itself (a parameter called ``dir`` is no builtin)."""
+    itself (a parameter called ``dir`` is no builtin); `handed` are the ids of import
+    calls that only hand a submodule to whoever asked the package for it
+    (`_lazy_submodules`)."""
     found: set[str] = set()
     dynamic = NONE
     called: set[int] = set()  # nodes whose use spells the name they read (`getattr(o, "x")`)
@@ -153,8 +160,53 @@ def mentions(nodes: Iterable[ast.AST], local: frozenset[str] = frozenset()) -> t
             if isinstance(node.value, str) and len(node.value) <= _LONGEST_STRING:
                 found.update(_IDENTIFIER.findall(node.value))
         elif isinstance(node, ast.Call):
-            dynamic = max(dynamic, _call_reads(node, local, called))
+            if id(node) in handed:
+                called.add(id(node.func))
+            else:
+                dynamic = max(dynamic, _call_reads(node, local, called))
     return found, dynamic
+
+
+def _starts_with_dot(node: ast.expr) -> bool:
+    """Whether a string expression certainly starts with a dot: ``"." + name``, ``f".{name}"``."""
+    while isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        node = node.left
+    if isinstance(node, ast.JoinedStr) and node.values:
+        node = node.values[0]
+    return isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith(".")
+
+
+def _lazy_submodules(node: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[int]:
+    """The ids of the calls a package's ``__getattr__`` returns as they are, that import
+    one of its submodules by a computed name: ``return import_module("." + name,
+    __name__)`` (dateutil's), ``return importlib.import_module(f"{__name__}.{name}")``.
+    They read no name: the module goes to code that asked for ``pkg.name``, and what
+    that code reads is judged where it is."""
+    found: set[int] = set()
+    for stmt in _runs(list(node.body), False):
+        call = stmt.value if isinstance(stmt, ast.Return) else None
+        if not isinstance(call, ast.Call) or _called(call) != "import_module" or not call.args:
+            continue
+        package = [*call.args[1:2], *(k.value for k in call.keywords if k.arg == "package")]
+        first = call.args[0]
+        relative = (
+            bool(package)
+            and all(isinstance(p, ast.Name) and p.id == "__name__" for p in package)
+            and _starts_with_dot(first)
+        )
+        below = (
+            not package
+            and isinstance(first, ast.JoinedStr)
+            and len(first.values) >= 2
+            and isinstance(first.values[0], ast.FormattedValue)
+            and isinstance(first.values[0].value, ast.Name)
+            and first.values[0].value.id == "__name__"
+            and isinstance(first.values[1], ast.Constant)
+            and str(first.values[1].value).startswith(".")
+        )
+        if relative or below:
+            found.add(id(call))
+    return frozenset(found)
 
 
 def _call_reads(node: ast.Call, local: frozenset[str], called: set[int]) -> int:
@@ -317,7 +369,8 @@ class _FileReads:
         self._lists: dict[tuple[str, bool, frozenset[str]], int] = {}
         self.scopes: dict[str, tuple[frozenset[str], bool]] = {}
         for name, node in collector.nodes.items():
-            found, dynamic = mentions(_runs(list(node.body), not postponed), _locals(node))
+            handed = _lazy_submodules(node) if name == "__getattr__" else frozenset()
+            found, dynamic = mentions(_runs(list(node.body), not postponed), _locals(node), handed)
             self.scopes[name] = (frozenset(found), dynamic)
         self.units: list[_UnitReads] = []
         for stmt in tree.body:
@@ -895,6 +948,8 @@ class Readers:
         last = path[:-3].rsplit("/", 1)[-1]
         if last == "__init__":
             last = path.rsplit("/", 2)[-2] if "/" in path else ""
+        if self._package_rebinds(path, last):
+            return False
         needle = last.encode()
         for file in self._python:
             if file == path or not _spelled_bare(self._text(file), needle):
@@ -902,10 +957,51 @@ class Readers:
             reads = self._parsed(file)
             if reads is None:
                 continue
-            bound = _module_bindings(reads.tree, file, path, dotted_names, self._resolver)
-            if bound and _used_as_value(reads.tree, bound):
+            aliases: set[int] = set()
+            bound = _module_bindings(reads.tree, file, path, dotted_names, self._resolver, aliases)
+            if bound and _used_as_value(reads.tree, bound, aliases):
                 return True
         return False
+
+    def _package_rebinds(self, path: str, name: str) -> bool:
+        """Whether the ``__init__.py`` of the package holding the module `path`, called
+        `name`, binds `name` last to something else at module level, as dateutil's
+        ``from .isoparser import isoparser`` binds a class: ``from pkg import name``,
+        ``pkg.name`` and ``import pkg.name as alias`` then all give that, never the
+        module (only ``sys.modules`` and importing by a spelled name do, which
+        `_named_where` sees)."""
+        module = path.removesuffix("/__init__.py") if path.endswith("/__init__.py") else path
+        init = posixpath.join(posixpath.dirname(module), "__init__.py")
+        if init == path or init not in self._resolver.files:
+            return False
+        reads = self._parsed(init)
+        if reads is None:
+            return False
+        other = False
+        for stmt in reads.tree.body:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                other = other or stmt.name == name
+            elif isinstance(stmt, ast.ImportFrom) and any((a.asname or a.name) == name for a in stmt.names):
+                # `from . import name` binds the module itself; `from .mod import name`, a name of it.
+                if stmt.level == 1:
+                    itself = not stmt.module
+                else:
+                    itself = init in self._resolver.by_name.get(stmt.module or "", ())
+                other = not itself and stmt.level <= 1
+            elif any(_binds(node, name) for node in ast.walk(stmt)):
+                return False  # bound some other way, or only on some path: it may be the module
+        return other
+
+
+def _binds(node: ast.AST, name: str) -> bool:
+    """Whether `node` binds or unbinds `name` (conservatively: any spelling as a target)."""
+    if isinstance(node, ast.Name):
+        return node.id == name and not isinstance(node.ctx, ast.Load)
+    if isinstance(node, ast.alias):
+        return (node.asname or node.name.split(".", 1)[0]) == name
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return node.name == name
+    return False
 
 
 _GREW = object()  # `Readers._narrow`'s answer when the closure of new names grows
@@ -998,15 +1094,23 @@ def _spelled_bare(text: bytes, name: bytes) -> bool:
 
 
 def _module_bindings(
-    tree: ast.Module, importer: str, module: str, dotted_names: set[str], resolver: ModuleResolver
+    tree: ast.Module,
+    importer: str,
+    module: str,
+    dotted_names: set[str],
+    resolver: ModuleResolver,
+    aliases: set[int] | None = None,
 ) -> set[str]:
-    """The spellings under which `importer` refers to the module object of `module`."""
+    """The spellings under which `importer` refers to the module object of `module`;
+    the ids of the `ast.alias` nodes that bind them are added to `aliases`."""
     bound: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name in dotted_names:
                     bound.add(alias.asname or alias.name)
+                    if aliases is not None:
+                        aliases.add(id(alias))
         elif isinstance(node, ast.ImportFrom):
             for alias in node.names:
                 record = ["from", node.level, node.module or "", [alias.name]]
@@ -1020,13 +1124,30 @@ def _module_bindings(
                     named = f"{node.module}.{alias.name}" in dotted_names
                 if named:
                     bound.add(alias.asname or alias.name)
+                    if aliases is not None:
+                        aliases.add(id(alias))
     return bound
 
 
-def _used_as_value(tree: ast.Module, bound: set[str]) -> bool:
-    """Whether any spelling in `bound` (``mod`` or ``pkg.mod``) is used other than to
-    read one of its attributes."""
+def _used_as_value(tree: ast.Module, bound: set[str], aliases: set[int]) -> bool:
+    """Whether any spelling in `bound` (``mod`` or ``pkg.mod``), which the import
+    aliases `aliases` bind, is used other than to read one of its attributes, to
+    compare it (``mod is other``, ``mod == other``: a module compares by identity)
+    or to test its truth."""
     inner = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    inner.update(
+        id(operand)
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Compare) and all(isinstance(op, _IDENTITY) for op in n.ops)
+        for operand in (n.left, *n.comparators)
+    )
+    # Its truth: rrule's lazy ``if not parser: from dateutil import parser``.
+    inner.update(
+        id(n.operand if isinstance(n, ast.UnaryOp) else n.test)
+        for n in ast.walk(tree)
+        if (isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.Not))
+        or isinstance(n, (ast.If, ast.While, ast.Assert, ast.IfExp))
+    )
     # `monkeypatch.setattr(mod, "RATE", 3)` spells the name; `getattr(mod, name)` and
     # `vars(mod)` make their scope read every name (`mentions`).
     inner.update(
@@ -1039,7 +1160,7 @@ def _used_as_value(tree: ast.Module, bound: set[str]) -> bool:
             or _called(n) in _BY_NAME | _READS_OBJECT | _READS_MODULES
         )
     )
-    shadowed = _shadowed_names(tree, {b.split(".", 1)[0] for b in bound})
+    shadowed = _shadowed_names(tree, {b.split(".", 1)[0] for b in bound}, aliases)
     for node in ast.walk(tree):
         if id(node) in inner or not isinstance(node, (ast.Name, ast.Attribute)):
             continue
@@ -1052,10 +1173,14 @@ def _used_as_value(tree: ast.Module, bound: set[str]) -> bool:
     return False
 
 
-def _shadowed_names(tree: ast.Module, names: set[str]) -> set[int]:
+def _shadowed_names(tree: ast.Module, names: set[str], aliases: set[int]) -> set[int]:
     """The ids of the `ast.Name` nodes, spelling one of `names`, that a function's own
     code reads where the function binds that name itself (``def parse(sql): ...
-    parsestream(sql)`` beside ``from pkg import sql``): a local, not the module's."""
+    parsestream(sql)`` beside ``from pkg import sql``): a local, not the module's.
+    A ``from`` import in the function binds a local too, unless it is one of the
+    `aliases` that bind the module or the function also imports the module under
+    that name (``from pkg.rates import rates``, a function, beside ``from pkg import
+    rates``)."""
     out: set[int] = set()
     for node in ast.walk(tree):
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -1066,6 +1191,15 @@ def _shadowed_names(tree: ast.Module, names: set[str]) -> set[int]:
         inner = {id(t) for c in own if isinstance(c, ast.comprehension) for t in ast.walk(c.target)}
         stores = [n for n in own if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
         stored = {n.id for n in stores if id(n) not in inner}
+        imported: dict[str, bool] = {}  # name -> whether some import binds it to the module
+        for statement in own:
+            if isinstance(statement, (ast.Import, ast.ImportFrom)):
+                for alias in statement.names:
+                    name = alias.asname or alias.name
+                    # `import pkg.rates` binds `pkg`, through which `pkg.rates` is the module.
+                    if isinstance(statement, ast.ImportFrom) or alias.asname:
+                        imported[name] = imported.get(name, False) or id(alias) in aliases
+        stored |= {name for name, module in imported.items() if not module}
         local = (({a.arg for a in parameters(node.args)} | stored) & names) - declared
         if local:
             out.update(id(n) for n in own if isinstance(n, ast.Name) and n.id in local)
