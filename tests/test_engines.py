@@ -270,10 +270,12 @@ def test_the_recorder_notes_what_imported_a_module_while_a_test_ran(tmp_path: Pa
 
     root = tmp_path.resolve()
     (root / "loader.py").write_text(
-        "import importlib\n\n\ndef load(name):\n    return importlib.import_module(name)\n"
+        "import importlib\n\n\ndef load(name):\n    return importlib.import_module(name)\n\n\n"
+        "def reload(name):\n    return importlib.import_module(name)\n"
     )
     (root / "tia_probe_early.py").write_text("VALUE = 0\n")
     (root / "tia_probe_plug.py").write_text("VALUE = 1\n")
+    (root / "tia_probe_kept.py").write_text("VALUE = 2\n")
     installed = root / "venv" / "site-packages"
     installed.mkdir(parents=True)
     (installed / "caller.py").write_text("def call(load, name):\n    return load(name)\n")
@@ -288,11 +290,21 @@ def test_the_recorder_notes_what_imported_a_module_while_a_test_ran(tmp_path: Pa
         recorder.switch("T:a")
         assert caller.call(loader.load, "tia_probe_plug").VALUE == 1
         loader.load("tia_probe_plug")  # imported already: nothing to note
+        kept = loader.load("tia_probe_kept")
         recorder.switch("T:b")
+        # Taken out, imported anew and put back, as tests of lazy imports do: the new
+        # module is thrown away, no later test can use it.
+        del sys.modules["tia_probe_kept"]
+        assert loader.reload("tia_probe_kept") is not kept
+        sys.modules["tia_probe_kept"] = kept
+        recorder.switch("T:c")
     finally:
         recorder.stop()
         sys.path.remove(str(root))
-        for name in ("tia_probe_early", "tia_probe_plug"):
+        for name in ("tia_probe_early", "tia_probe_plug", "tia_probe_kept"):
             sys.modules.pop(name, None)
     # The loader's line, not the installed caller's (nor this test's: outside the root).
-    assert recorder.importers() == {"tia_probe_plug.py": {"loader.py": [{5}]}}
+    assert recorder.importers() == {
+        "tia_probe_plug.py": {"loader.py": [{5}]},
+        "tia_probe_kept.py": {"loader.py": [{5}]},
+    }

@@ -93,6 +93,8 @@ class Recorder:
         self.spawned: set[str] = set()
         self.lazy_imports: dict[str, set[tuple[str, int]]] = {}
         self._importing: list[tuple[str, set[tuple[str, int]]]] = []  # module name, frames
+        # `sys.modules` as the current context began, unless it is one of `import_contexts`.
+        self._modules_before: dict[str, Any] = {}
         self._active = False
         self._subdir = ""
         self._saved_env: dict[str, str | None] = {}
@@ -162,6 +164,7 @@ class Recorder:
         self.context = context
         if self._importing:
             self._file_imports()
+        self._modules_before = {} if context.startswith(self._import_contexts) else sys.modules.copy()
         if self._active:
             self._switch_engine(context)
             os.environ["TIA_CONTEXT"] = context
@@ -266,10 +269,17 @@ class Recorder:
 
     def _file_imports(self) -> None:
         """File the imports begun since the last switch under their modules' files (tests may
-        take a module out of ``sys.modules`` again; it is there when its importer is done)."""
+        take a module out of ``sys.modules`` again; it is there when its importer is done).
+        Not when ``sys.modules`` holds, as the context ends, the module it held as the
+        context began: the import's own module was thrown away (dateutil's tests of lazy
+        imports take its modules out, import them anew, then put the old ones back), and
+        no later test can have used it."""
         pending, self._importing = self._importing, []
         for name, frames in pending:
-            filename = getattr(sys.modules.get(name), "__file__", None)
+            module = sys.modules.get(name)
+            if module is not None and self._modules_before.get(name) is module:
+                continue
+            filename = getattr(module, "__file__", None)
             path = self._repository_file(filename) if isinstance(filename, str) else None
             if path is not None:  # not when the import failed or found code outside the repository
                 self.lazy_imports.setdefault(path, set()).update(frames)
