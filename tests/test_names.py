@@ -577,6 +577,26 @@ def test_a_function_that_names_the_module_is_an_escape_not_a_reader() -> None:
     assert package.escapes == {"pkg/lazy.py": {"load"}}
 
 
+def test_a_string_only_compared_is_no_escape() -> None:
+    files = {
+        **PKG,
+        # dateutil's `clean_import` fixture: the listing reads names, the string does not.
+        "tests/test_imports.py": """
+            import sys
+
+            def clean():
+                return {n: m for n, m in sys.modules.items() if n.startswith(("pkg.rates", "x"))}
+
+            def named(name):
+                return name == "pkg.rates" or name in ["pkg.rates"]
+            """,
+    }
+    narrowed = rate_rebound(files)
+    assert narrowed is not None
+    assert narrowed.escapes == {}
+    assert narrowed.readers["tests/test_imports.py"] == {"clean": ANY}
+
+
 def test_a_new_function_is_seen_only_by_code_that_lists_names() -> None:
     files = {
         **PKG,

@@ -82,6 +82,8 @@ _FINDS_OBJECTS = frozenset({"gc.get_objects", "gc.get_referrers", "gc.get_refere
 _BY_NAME = frozenset({"getattr", "hasattr", "setattr", "delattr", "attrgetter", "methodcaller"})
 # Comparisons that read no name of a module: it compares by identity.
 _IDENTITY = (ast.Is, ast.IsNot, ast.Eq, ast.NotEq)
+# Comparisons of strings: a string compared is not one handed to an import.
+_COMPARES = (ast.Eq, ast.NotEq, ast.In, ast.NotIn)
 # Attributes that hold, or read, an object's names.
 _READS_ALL_ATTRS = frozenset({"__dict__", "__getattribute__", "__annotations__"})
 # A file that spells none of these has no scope that reads names dynamically.
@@ -901,14 +903,15 @@ class Readers:
             reads = self._parsed(file)
             if reads is None:
                 continue
-            # `__all__ = ["tabulate"]` names a function of the module, not a module.
-            exports = {id(n) for n in _exported(reads.tree)}
-            if _holds_name((n for n in _runs(reads.tree.body, True) if id(n) not in exports), dotted_names):
+            # `__all__ = ["tabulate"]` names a function of the module, not a module; a
+            # string only compared (`name.startswith("pkg")`) is never what is imported.
+            inert = {id(n) for n in _exported(reads.tree)} | _compared_strings(reads.tree)
+            if _holds_name((n for n in _runs(reads.tree.body, True) if id(n) not in inert), dotted_names):
                 if file.rsplit("/", 1)[-1] == "conftest.py" or self._configured(file):
                     return None
                 scopes.setdefault(file, set()).add(MODULE)
             for scope, node in reads.scope_nodes.items():
-                if _holds_name(_runs(list(node.body), True), dotted_names):
+                if _holds_name((n for n in _runs(list(node.body), True) if id(n) not in inert), dotted_names):
                     scopes.setdefault(file, set()).add(scope)
         return scopes
 
@@ -1057,6 +1060,31 @@ def _exported(tree: ast.Module) -> Iterator[ast.AST]:
         value = getattr(stmt, "value", None)
         if value is not None and any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
             yield from ast.walk(value)
+
+
+def _compared_strings(tree: ast.Module) -> set[int]:
+    """The ids of the string constants that code only compares with another string:
+    operands of ``==``, ``!=``, ``in`` and ``not in`` (or items of a literal operand),
+    and arguments of ``startswith`` and ``endswith`` (dateutil's tests pick its
+    modules out of ``sys.modules`` by ``name.startswith("dateutil")``; that listing
+    reads names dynamically, and counts as such)."""
+    out: set[int] = set()
+
+    def strings(node: ast.expr) -> Iterator[ast.expr]:
+        for item in node.elts if isinstance(node, (ast.Tuple, ast.List, ast.Set)) else [node]:
+            if isinstance(item, ast.Constant) and isinstance(item.value, str):
+                yield item
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare) and all(isinstance(op, _COMPARES) for op in node.ops):
+            out.update(id(c) for operand in (node.left, *node.comparators) for c in strings(operand))
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("startswith", "endswith")
+        ):
+            out.update(id(c) for arg in node.args for c in strings(arg))
+    return out
 
 
 def _holds_name(nodes: Iterable[ast.AST], dotted_names: set[str]) -> bool:
