@@ -465,6 +465,37 @@ PROJECT = {
         def load(name):
             return importlib.import_module("app.exts." + name)
         """,
+    # humanize's i18n: `deactivate` resets what every later test formats in.
+    "app/locale.py": """
+        import threading
+
+        _CURRENT = threading.local()
+
+
+        def activate(name):
+            _CURRENT.name = name
+
+
+        def deactivate():
+            _CURRENT.name = None
+
+
+        def greet():
+            return "bonjour" if getattr(_CURRENT, "name", None) == "fr" else "hello"
+        """,
+    "tests/test_locale.py": """
+        from app import locale
+
+
+        def test_french():
+            locale.activate("fr")
+            assert locale.greet() == "bonjour"
+            locale.deactivate()
+
+
+        def test_greet():  # never runs deactivate: greets in what the last test left
+            assert locale.greet() == "hello"
+        """,
     "app/exts/__init__.py": "",
     "app/exts/alpha.py": """
         def value():
@@ -523,6 +554,7 @@ CASES: dict[str, dict[str, tuple[str | None, str | None]]] = {
         "app/catalog.py": ("def beta", "def gamma():\n    return 3\n\n\ndef beta")
     },
     "class attribute a class-creation hook reads": {"app/plugins.py": ('NAME = "alpha"', 'NAME = "beta"')},
+    "function that resets state a later test reads": {"app/locale.py": ("_CURRENT.name = None", "pass")},
     "code that imported a module another test uses": {
         "app/loader.py": ('importlib.import_module("app.exts." + name)', "None")
     },
@@ -607,7 +639,7 @@ def blind(mapped_blind: tuple[GitProject, Path, set[str]]) -> Iterator[GitProjec
 def test_the_project_passes_before_any_edit(mapped_blind: tuple[GitProject, Path, set[str]]) -> None:
     project, _, ran = mapped_blind
     assert pytest_truth(project) == set()
-    assert len(ran) == 37
+    assert len(ran) == 39
 
 
 @pytest.mark.parametrize(

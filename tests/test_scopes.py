@@ -463,9 +463,14 @@ def test_an_index_survives_a_round_trip_through_json() -> None:
             def inner():
                 return importlib.import_module(LIMIT)
             return inner
+
+
+        def reset():
+            global LIMIT
+            LIMIT = 0
         """
     )
-    assert ix.free_defs and ix.bound and ix.imports and ix.dynamic_imports
+    assert ix.free_defs and ix.bound and ix.imports and ix.dynamic_imports and ix.state
     data = json.loads(json.dumps(ix.to_json()))
     assert FileIndex.from_json(data) == ix
 
@@ -514,6 +519,9 @@ def test_from_json_fills_in_defaults_for_missing_optional_fields() -> None:
         {"module": "m", "spans": [["f", "1", 2]]},
         {"module": "m", "spans": [[1, 1, 2]]},
         {"module": "m", "spans": ["f"]},
+        {"module": "m", "state": ["f"]},
+        {"module": "m", "state": {"f": "X"}},
+        {"module": "m", "state": {"f": [1]}},
     ],
 )
 def test_from_json_rejects_malformed_data_with_value_error(data: object) -> None:
@@ -530,6 +538,97 @@ def test_from_json_rejects_spans_that_are_not_a_list_with_value_error(spans: obj
 def test_from_json_rejects_a_dynamic_imports_flag_that_is_not_a_bool() -> None:
     with pytest.raises(ValueError):
         FileIndex.from_json({"module": "m", "dynamic_imports": "no"})
+
+
+# --- shared state --------------------------------------------------------------------------------
+
+STATE = """
+import threading
+from pkg import REMOTE
+
+_CURRENT = threading.local()
+REGISTRY = {}
+HOOKS = []
+COUNT = 0
+
+
+class Box:
+    ITEMS = []
+
+    def add(self, item):
+        Box.ITEMS.append(item)
+        self.items = [item]
+
+
+def deactivate():
+    _CURRENT.locale = None
+
+
+def register(name, fn):
+    REGISTRY[name] = fn
+
+
+def forget(name):
+    del REGISTRY[name]
+
+
+def hook(fn):
+    HOOKS.append(fn)
+    setattr(_CURRENT, "hook", fn)
+
+
+def bump():
+    global COUNT
+    COUNT += 1
+
+
+def reads():
+    return REGISTRY.get("x"), HOOKS[0], COUNT
+
+
+def shadows(REGISTRY, HOOKS=None):
+    REGISTRY["x"] = 1
+    COUNT = 2
+    COUNT.real = 3
+    return COUNT
+
+
+def imported():
+    REMOTE.value = 1
+
+
+def outer():
+    def inner():
+        HOOKS.clear()
+    return inner
+"""
+
+
+def test_the_index_names_the_shared_state_each_function_writes() -> None:
+    assert index(STATE).state == {
+        "Box.add": ["Box"],
+        "deactivate": ["_CURRENT"],
+        "register": ["REGISTRY"],
+        "forget": ["REGISTRY"],
+        "hook": ["HOOKS", "_CURRENT"],
+        "bump": ["COUNT"],
+        # A nested function's writes are its own scope's; an imported object's are not
+        # this module's state; parameters and locals shadow the module's names.
+        "outer.<locals>.inner": ["HOOKS"],
+    }
+
+
+def test_a_diff_names_the_state_a_changed_function_writes_in_either_version() -> None:
+    removed = diff_indexes(index(STATE), index(STATE.replace("_CURRENT.locale = None", "pass")))
+    assert removed.scopes == {"deactivate"}
+    assert removed.state == {"_CURRENT"}
+    unrelated = diff_indexes(index(STATE), index(STATE.replace('get("x")', 'get("y")')))
+    assert unrelated.scopes == {"reads"}
+    assert unrelated.state == set()
+    # An index written before tia noted state does not say.
+    old = FileIndex.from_json({k: v for k, v in index(STATE).to_json().items() if k != "state"})
+    assert old.state is None
+    assert diff_indexes(old, index(STATE.replace('get("x")', 'get("y")'))).state is None
 
 
 # --- diff_indexes ----------------------------------------------------------------------------------

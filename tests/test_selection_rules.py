@@ -535,3 +535,89 @@ def test_a_change_to_a_cached_function_selects_the_tests_that_got_its_cached_res
     both = {"tests/test_settings.py::test_first", "tests/test_settings.py::test_second"}
     assert set(mapped.select()) == both
     assert mapped.run().failed() == both
+
+
+LOCALE = {
+    "pkg/locale.py": """
+        import threading
+
+        _CURRENT = threading.local()
+        _NAMES = {"fr": "bonjour"}
+
+
+        def activate(name):
+            _CURRENT.name = name
+
+
+        def deactivate():
+            _CURRENT.name = None
+
+
+        def greet():
+            return _NAMES.get(getattr(_CURRENT, "name", None), "hello")
+
+
+        def shout(text):
+            return text.upper()
+    """,
+    "tests/test_locale.py": """
+        from pkg import locale
+
+        def test_french():
+            locale.activate("fr")
+            assert locale.greet() == "bonjour"
+            locale.deactivate()
+
+        def test_greet():
+            assert locale.greet() == "hello"
+
+        def test_shout():
+            assert locale.shout("a") == "A"
+    """,
+}
+
+
+def test_a_function_that_writes_shared_state_selects_the_tests_that_read_it(mapped: GitProject) -> None:
+    mapped.write_all(LOCALE)
+    mapped.commit("a locale")
+    mapped.run()
+    # What deactivate leaves behind is what test_greet reads; test_shout reads none of it.
+    mapped.replace("pkg/locale.py", "_CURRENT.name = None", "pass")
+    selected = mapped.select()
+    assert set(selected) == {"tests/test_locale.py::test_french", "tests/test_locale.py::test_greet"}
+    assert selected["tests/test_locale.py::test_greet"] == [
+        {
+            "rule": "changed",
+            "file": "pkg/locale.py",
+            "scope": "deactivate",
+            "detail": "writes shared state through _CURRENT; _CURRENT read in pkg/locale.py::greet",
+        }
+    ]
+    assert mapped.run().failed() == {"tests/test_locale.py::test_greet"}
+
+
+def test_an_index_that_does_not_say_what_a_function_writes_selects_every_importer(mapped: GitProject) -> None:
+    from tia.store import Store
+
+    mapped.write_all(LOCALE)
+    mapped.commit("a locale")
+    mapped.run()
+    # As an earlier tia wrote them: no `state`.
+    store = Store(mapped.path / ".tia", lambda message: None).open()
+    for key in [k for k in store.cache.iterkeys() if k.startswith("index:")]:
+        data = store.cache.get(key)
+        data.pop("state", None)
+        store.cache.set(key, data)
+    store.close()
+    mapped.replace("pkg/locale.py", "return text.upper()", "return text.upper() + ''")
+    selected = mapped.select()
+    assert set(selected) == {f"tests/test_locale.py::test_{t}" for t in ("french", "greet", "shout")}
+    assert selected["tests/test_locale.py::test_greet"] == [
+        {
+            "rule": "changed",
+            "file": "pkg/locale.py",
+            "scope": "shout",
+            "detail": "indexed by an earlier tia, which did not note shared state written, "
+            "imported through tests/test_locale.py",
+        }
+    ]

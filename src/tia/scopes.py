@@ -43,6 +43,11 @@ Invariants:
   method.  Such a body runs once, in whichever test needs it first; later tests
   get its result without running it, so no recording credits it to them, and a
   change to it selects every test that depends on the module or imports it.
+* ``state`` names, for each function scope whose own body writes the module's
+  shared state (`_state_writes`), the module-level names it writes through:
+  ``_CURRENT.locale = None``, ``REGISTRY[key] = f``, ``CACHE.clear()``, or a
+  name it declares ``global`` and assigns.  What such a body leaves behind
+  outlives the test that ran it, and a later test that reads it never runs it.
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from tia.bindings import UNITS_VERSION, Unit, changed_names, units_of
+from tia.bindings import UNITS_VERSION, Unit, changed_names, defaults, parameters, units_of
 from tia.values import FrozenValue
 
 # Names that mean something to Python or pytest just by being defined, so that a
@@ -98,6 +103,9 @@ class FileIndex(FrozenValue):
         error: why the file could not be parsed, or ``None``.
         units: the module-level statements, a class's members one by one (see
             `Unit`), in order; ``None`` in an index written before tia kept them.
+        state: function scope -> the module-level names its body writes shared state
+            through (see the module docstring), for the scopes that write any;
+            ``None`` in an index written before tia kept them.
     """
 
     __slots__ = (
@@ -109,6 +117,7 @@ class FileIndex(FrozenValue):
         "module",
         "scopes",
         "spans",
+        "state",
         "units",
     )
 
@@ -123,6 +132,7 @@ class FileIndex(FrozenValue):
         dynamic_imports: bool = False,
         error: str | None = None,
         units: list[Unit] | None = None,
+        state: dict[str, list[str]] | None = None,
     ) -> None:
         self.module = module
         self.scopes = {} if scopes is None else scopes
@@ -133,6 +143,7 @@ class FileIndex(FrozenValue):
         self.dynamic_imports = dynamic_imports
         self.error = error
         self.units = units
+        self.state = state
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -145,6 +156,7 @@ class FileIndex(FrozenValue):
             "dynamic_imports": self.dynamic_imports,
             "error": self.error,
             "units": None if self.units is None else [UNITS_VERSION, [u.to_json() for u in self.units]],
+            "state": self.state,
         }
 
     @classmethod
@@ -190,6 +202,15 @@ class FileIndex(FrozenValue):
             # Units judged by other rules of purity are as good as none: the diff then
             # counts the whole module as changed.
             units = [Unit.from_json(u) for u in units[1]] if units[0] == UNITS_VERSION else None
+        state = data.get("state")
+        if state is not None and not (
+            isinstance(state, dict)
+            and all(
+                isinstance(k, str) and isinstance(v, list) and all(isinstance(n, str) for n in v)
+                for k, v in state.items()
+            )
+        ):
+            raise ValueError("malformed file index: state")
         return cls(
             module=module,
             scopes=scopes,
@@ -200,6 +221,7 @@ class FileIndex(FrozenValue):
             dynamic_imports=dynamic,
             error=error,
             units=units,
+            state=state,
         )
 
     def line_scopes(self) -> list[str | None]:
@@ -400,6 +422,12 @@ def index_source(source: str | bytes, filename: str = "<unknown>") -> FileIndex:
     collector = ScopeCollector()
     collector.statements(tree.body)
     rest, free = _split_free_defs(tree)
+    shared = _bound_names([s for s in tree.body if not isinstance(s, (ast.Import, ast.ImportFrom))])
+    state = {}
+    for name, node in collector.nodes.items():
+        written = _state_writes(node, shared)
+        if written:
+            state[name] = sorted(written)
     # One walk of the whole tree serves both.
     nodes = list(ast.walk(tree))
     imports, dynamic = extract_imports(tree, nodes)
@@ -412,7 +440,70 @@ def index_source(source: str | bytes, filename: str = "<unknown>") -> FileIndex:
         imports=imports,
         dynamic_imports=dynamic,
         units=units_of(tree, lambda stmt: fingerprint(_stubbed_dump([stmt])), nodes),
+        state=state,
     )
+
+
+# Methods that change the object they are called on: a module-level list, dict, set,
+# deque, or a `ContextVar` (`set`, `reset`).
+_MUTATORS = frozenset(
+    {
+        "append", "extend", "insert", "pop", "popitem", "remove", "clear", "update", "setdefault",
+        "add", "discard", "appendleft", "extendleft", "popleft", "sort", "reverse", "set", "reset",
+        "__setitem__", "__delitem__",
+    }
+)  # fmt: skip
+
+
+def _own_nodes(node: ast.FunctionDef | ast.AsyncFunctionDef) -> Iterator[ast.AST]:
+    """The nodes of a function's body that run when it runs: not nested functions' bodies."""
+    stack: list[ast.AST] = list(node.body)
+    while stack:
+        child = stack.pop()
+        yield child
+        if isinstance(child, _FUNCTION_NODES):
+            stack.extend([*child.decorator_list, *defaults(child.args)])
+        else:
+            stack.extend(ast.iter_child_nodes(child))
+
+
+def _state_writes(node: ast.FunctionDef | ast.AsyncFunctionDef, shared: set[str]) -> set[str]:
+    """The names of `shared` (what the module binds, imports aside) through which the
+    function's own body writes: an attribute or item stored or deleted
+    (``_CURRENT.locale = None``, ``del CACHE[key]``), a mutating method called
+    (``REGISTRY.append(f)``), ``setattr`` on it, or the name itself assigned after
+    ``global``.  A parameter or local of the same name is not the module's."""
+    own = list(_own_nodes(node))
+    declared = {n for s in own if isinstance(s, ast.Global) for n in s.names}
+    params = {a.arg for a in parameters(node.args)}
+    stored = {n.id for n in own if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+    local = (params | stored) - declared
+    candidates = (shared | declared) - local
+
+    def root(expr: ast.expr) -> str | None:
+        while isinstance(expr, (ast.Attribute, ast.Subscript)):
+            expr = expr.value
+        return expr.id if isinstance(expr, ast.Name) and expr.id in candidates else None
+
+    written: set[str] = set()
+    for n in own:
+        if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load) and n.id in declared:
+            written.add(n.id)
+        elif isinstance(n, (ast.Attribute, ast.Subscript)) and not isinstance(n.ctx, ast.Load):
+            name = root(n.value)
+            if name is not None:
+                written.add(name)
+        elif isinstance(n, ast.Call):
+            func = n.func
+            if isinstance(func, ast.Attribute) and func.attr in _MUTATORS:
+                name = root(func.value)
+            elif isinstance(func, ast.Name) and func.id in ("setattr", "delattr") and n.args:
+                name = root(n.args[0])
+            else:
+                name = None
+            if name is not None:
+                written.add(name)
+    return written
 
 
 class FileDiff(FrozenValue):
@@ -425,10 +516,12 @@ class FileDiff(FrozenValue):
     names, and in ``defs`` the scopes of the defs whose ``def`` line changed;
     ``None`` for any other module change.  ``new_defs``: the module-level change
     is only new free defs (`diff_indexes`), which leaves the module's other
-    code, a test module's tests included, as it was.
+    code, a test module's tests included, as it was.  ``state``: the module-level
+    names through which the changed scopes, in either version, write shared state
+    (`FileIndex.state`); ``None`` when an index does not say.
     """
 
-    __slots__ = ("defs", "detail", "module_changed", "names", "new_defs", "scopes")
+    __slots__ = ("defs", "detail", "module_changed", "names", "new_defs", "scopes", "state")
 
     def __init__(
         self,
@@ -438,6 +531,7 @@ class FileDiff(FrozenValue):
         names: frozenset[str] | None = None,
         defs: frozenset[str] = frozenset(),
         new_defs: bool = False,
+        state: frozenset[str] | None = frozenset(),
     ) -> None:
         self.module_changed = module_changed
         self.scopes = scopes
@@ -445,6 +539,7 @@ class FileDiff(FrozenValue):
         self.names = names
         self.defs = defs
         self.new_defs = new_defs
+        self.state = state
 
     @property
     def changed(self) -> bool:
@@ -467,30 +562,41 @@ def diff_indexes(old: FileIndex, new: FileIndex) -> FileDiff:
     if old.error or new.error:
         return FileDiff(module_changed=True, detail=new.error or "the old version did not parse")
     scopes = frozenset(name for name, fp in old.scopes.items() if new.scopes.get(name) != fp)
+    state = _written(old, new, scopes)
     if old.module != new.module:
-        return _module_change(old, new, scopes, "module scope changed")
+        return _module_change(old, new, scopes, state, "module scope changed")
     for name, fp in old.free_defs.items():
         if new.free_defs.get(name) != fp:
-            return _module_change(old, new, scopes, f"definition of {name} changed")
+            return _module_change(old, new, scopes, state, f"definition of {name} changed")
     added = sorted(new.free_defs.keys() - old.free_defs.keys())
     for name in added:
         # A name the old version bound or read (a builtin such as `len` included) may be
         # called by existing code: defining it changes what that code does.
         if name in old.bound or name in _BUILTINS:
-            return _module_change(old, new, scopes, f"{name} redefined")
+            return _module_change(old, new, scopes, state, f"{name} redefined")
     if added:
         # Its defaults and annotations run at import: `changed_names` judges them.
-        d = _module_change(old, new, scopes, f"new function {', '.join(added)}")
+        d = _module_change(old, new, scopes, state, f"new function {', '.join(added)}")
         if d.names is not None:
-            return FileDiff(True, scopes, d.detail, d.names, d.defs, new_defs=True)
+            return FileDiff(True, scopes, d.detail, d.names, d.defs, new_defs=True, state=state)
         return d
-    return FileDiff(module_changed=False, scopes=scopes)
+    return FileDiff(module_changed=False, scopes=scopes, state=state)
 
 
-def _module_change(old: FileIndex, new: FileIndex, scopes: frozenset[str], detail: str) -> FileDiff:
+def _written(old: FileIndex, new: FileIndex, scopes: frozenset[str]) -> frozenset[str] | None:
+    """The names through which `scopes` write shared state in either version (the old
+    one's write may be what the change removed), or None if an index does not say."""
+    if old.state is None or new.state is None:
+        return None
+    return frozenset(n for scope in scopes for n in (*old.state.get(scope, ()), *new.state.get(scope, ())))
+
+
+def _module_change(
+    old: FileIndex, new: FileIndex, scopes: frozenset[str], state: frozenset[str] | None, detail: str
+) -> FileDiff:
     rebound = None if old.units is None or new.units is None else changed_names(old.units, new.units)
     if rebound is None:
-        return FileDiff(module_changed=True, scopes=scopes, detail=detail)
+        return FileDiff(module_changed=True, scopes=scopes, detail=detail, state=state)
     names, defs = rebound
     return FileDiff(
         module_changed=True,
@@ -498,4 +604,5 @@ def _module_change(old: FileIndex, new: FileIndex, scopes: frozenset[str], detai
         detail=f"{detail}: rebinds {', '.join(sorted(names))}",
         names=names,
         defs=defs,
+        state=state,
     )

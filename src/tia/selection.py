@@ -341,6 +341,20 @@ def _structural(
         return
     import_time = d.scopes & facts.import_time.get(path, frozenset())
     module_level = d.module_changed or bool(import_time)
+    if d.scopes and d.state != frozenset():
+        _shared_state(
+            sel,
+            source=source,
+            path=path,
+            d=d,
+            facts=facts,
+            files_of=files_of,
+            roots_of=roots_of,
+            graph=graph,
+            rootdir=rootdir,
+            dependents=dependents,
+            narrow=narrow,
+        )
     if posixpath.basename(path) == "conftest.py":
         hooks = {s for s in d.scopes if s.startswith("pytest_") and "." not in s}
         if module_level or hooks:
@@ -366,6 +380,54 @@ def _structural(
         return
     scope = MODULE if d.module_changed else sorted(import_time)[0]
     _imported(sel, source, path, path, scope, d.detail, files_of, roots_of, graph)
+
+
+def _shared_state(
+    sel: Selection,
+    *,
+    source: ChangeSource,
+    path: str,
+    d: FileDiff,
+    facts: RunFacts,
+    files_of: Mapping[str, str],
+    roots_of: _RootsOf,
+    graph: Importers,
+    rootdir: str,
+    dependents: Callable[[str], Deps],
+    narrow: Callable[[str, FileDiff], Narrowing | None],
+) -> None:
+    """Select, for changed functions that write the module's shared state
+    (`FileDiff.state`), the tests that ran code reading it: what such a function leaves
+    behind reaches later tests that never run it (humanize's ``deactivate`` resets the
+    locale every later test formats in).  Every importer's tests when tia cannot tell
+    who reads it, or when an index older than this rule does not say what is written."""
+    from tia.scopes import FileDiff  # loaded already: `d` is one
+
+    writer = sorted(d.scopes)[0]
+    if d.state is None:
+        detail = "indexed by an earlier tia, which did not note shared state written"
+        _imported(sel, source, path, path, writer, detail, files_of, roots_of, graph, reached=True)
+        return
+    names = frozenset(d.state)
+    narrowed = narrow(path, FileDiff(True, d.scopes, names=names, defs=frozenset()))
+    writes = f"writes shared state through {', '.join(sorted(names))}"
+    if narrowed is None:
+        _imported(sel, source, path, path, writer, writes, files_of, roots_of, graph, reached=True)
+        return
+    _readers(
+        sel,
+        source=source,
+        path=path,
+        narrowed=narrowed,
+        facts=facts,
+        files_of=files_of,
+        roots_of=roots_of,
+        graph=graph,
+        rootdir=rootdir,
+        dependents=dependents,
+        scope=writer,
+        prefix=writes + "; ",
+    )
 
 
 def _governed(
@@ -431,18 +493,25 @@ def _readers(
     graph: Importers,
     rootdir: str,
     dependents: Callable[[str], Deps],
+    scope: str = MODULE,
+    prefix: str = "",
 ) -> None:
     """Select, for a change that only rebinds names, the tests that ran code reading
     them (see `Narrowing`); and for each file whose import-time code uses them, its
     importers.  Only among the tests the whole-module rule selects: those that depend
     on the file or import it.  Narrowing never selects more than that rule, which
     code reading names dynamically (`getattr(obj, name)`) run by tests that never
-    import the module would otherwise do."""
+    import the module would otherwise do.  Reasons name `scope` as what changed, and
+    their details start with `prefix`."""
     importers = graph.importers(path)
     via = {f for f, roots in roots_of.all.items() if roots & importers}
     allowed = {n for n in source.tests if files_of[n] in via} | (dependents(path).keys() & source.tests)
     source = ChangeSource(source.rule, source.old, frozenset(allowed))
     fallback = dict(narrowed.fallback)
+
+    def why(name: str, file: str, reader: str) -> Reason:
+        return Reason(source.rule, path, scope, prefix + _reads(name, file, reader))
+
     # Code that reads only the attributes of what it is handed can hold a changed class,
     # or an instance, at import only if something that ran before the tests met the class:
     # a reader that names it (which falls back on its own) or code of the class itself,
@@ -458,9 +527,9 @@ def _readers(
         ran = scopes.keys()
         outside = sorted(ran & facts.session.get(file, ("", frozenset()))[1])
         if outside:
-            detail = _reads(scopes[outside[0]], file, outside[0]) + ", which ran outside any test"
+            detail = prefix + _reads(scopes[outside[0]], file, outside[0]) + ", which ran outside any test"
             for nodeid in source.tests:
-                sel.add(nodeid, Reason(source.rule, path, MODULE, detail))
+                sel.add(nodeid, Reason(source.rule, path, scope, detail))
             return
         at_import = sorted(ran & facts.import_time.get(file, frozenset())) if may_meet else []
         hooks = sorted(s for s in ran if s.startswith("pytest_") and "." not in s)
@@ -473,7 +542,7 @@ def _readers(
                 read = sorted(recorded & scopes.keys())
                 if read:
                     met.add(nodeid)
-                    sel.add(nodeid, Reason(source.rule, path, MODULE, _reads(scopes[read[0]], file, read[0])))
+                    sel.add(nodeid, why(scopes[read[0]], file, read[0]))
     if narrowed.attribute_readers:
         for file, classes in narrowed.classes.items():
             for nodeid, (_, recorded) in dependents(file).items():
@@ -484,14 +553,14 @@ def _readers(
             if nodeid in source.tests and nodeid in met:
                 read = sorted(recorded & scopes.keys())
                 if read:
-                    sel.add(nodeid, Reason(source.rule, path, MODULE, _reads(scopes[read[0]], file, read[0])))
+                    sel.add(nodeid, why(scopes[read[0]], file, read[0]))
     for file, name in sorted(fallback.items()):
         what = "names read dynamically" if name.startswith("*") else name
-        detail = f"{what} used at import time by {file}"
+        detail = f"{prefix}{what} used at import time by {file}"
         if posixpath.basename(file) == "conftest.py":
-            _governed(sel, source, path, file, MODULE, detail, files_of, rootdir)
+            _governed(sel, source, path, file, scope, detail, files_of, rootdir)
         else:
-            _imported(sel, source, path, file, MODULE, detail, files_of, roots_of, graph, reached=True)
+            _imported(sel, source, path, file, scope, detail, files_of, roots_of, graph, reached=True)
 
 
 def shard_of(nodeids: Iterable[str], durations: Mapping[str, float], index: int, count: int) -> set[str]:
