@@ -586,6 +586,29 @@ def test_a_schema_2_map_gets_its_roster_built_from_its_summaries(cache_dir, warn
     store.close()
 
 
+def test_a_schema_3_map_loses_its_file_indexes_and_keeps_the_rest(cache_dir, warnings):
+    from tia.scopes import index_source
+
+    records = random_records(random.Random(7), [f"tests/test_{i % 3}.py::test_{i}" for i in range(6)])
+    store = Store(cache_dir, Warnings()).open()
+    write_sample(store, tests=records)
+    # What tia of schema 3 left: indexes that do not say what shared state a function writes.
+    old = index_source("X = {}\n\ndef f():\n    X[1] = 2\n").to_json()
+    del old["state"]
+    store.cache.set("index:" + "a" * 40, old)
+    store.cache.set("meta", {**store.meta(), "schema": 3})
+    roster = store.roster()
+    store.close()
+
+    store = Store(cache_dir, warnings).open()
+    assert store.meta()["schema"] == SCHEMA
+    assert store.index("a" * 40) is None  # built again when a plan needs it
+    assert store.roster() == roster
+    assert indexed(store) == records
+    assert (warnings, store.rebuilt_reason) == ([], None)
+    store.close()
+
+
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [

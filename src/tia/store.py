@@ -81,7 +81,7 @@ if TYPE_CHECKING:
 
     from tia.scopes import FileIndex  # loads when an index is read: a run with nothing to do reads none
 
-SCHEMA = 3
+SCHEMA = 4
 ENV = "env"
 QUIET = "quiet"
 SUMMARY = "tests:"
@@ -374,6 +374,8 @@ class Store:
             self._index_records()
         elif schema == 2:
             self._add_roster()
+        if 1 <= schema < SCHEMA:
+            self._drop_indexes()
         elif schema < SCHEMA:
             self.warn(f"the map uses schema {schema} and this tia uses {SCHEMA}: rebuilding it")
             self.rebuilt_reason = f"schema {schema} -> {SCHEMA}"
@@ -881,6 +883,20 @@ class Store:
         try:
             with self.cache.transact():
                 self.cache.set(ROSTER, roster)
+                self.cache.set("meta", {**(self.meta() or {}), "schema": SCHEMA})
+        except (sqlite3.Error, OSError) as exc:
+            raise self._write_error(exc) from exc
+
+    def _drop_indexes(self) -> None:
+        """Delete the file indexes of a map of schema 3 or before (-> 4): they do not say
+        what shared state each function writes (`tia.scopes.FileIndex.state`).  Each is
+        built again when a plan needs it, from the work tree or git; a version neither
+        holds any more then counts as unknown, as its whole module changed."""
+        try:
+            with self.cache.transact():
+                self.cache.delete(QUIET)
+                for (key,) in self._rows((), "index"):
+                    self.cache.delete(key)
                 self.cache.set("meta", {**(self.meta() or {}), "schema": SCHEMA})
         except (sqlite3.Error, OSError) as exc:
             raise self._write_error(exc) from exc
