@@ -597,6 +597,36 @@ def test_a_string_only_compared_is_no_escape() -> None:
     assert narrowed.readers["tests/test_imports.py"] == {"clean": ANY}
 
 
+@pytest.mark.parametrize(
+    ("body", "escapes"),
+    [
+        (
+            "i18n = importlib.import_module('pkg.rates')\n    mp.setattr(i18n, 'RATE', 3)\n    i18n.rate()",
+            False,
+        ),
+        ("i18n = importlib.import_module('pkg.rates')\n    handle(i18n)", True),
+        ("i18n = importlib.import_module('pkg.rates')\n    return i18n", True),
+        ("handle(importlib.import_module('pkg.rates'))", True),
+    ],
+    ids=["only its attributes", "handed on", "returned", "no local"],
+)
+def test_a_function_that_imports_the_module_by_name_into_a_local_reads_its_names(
+    body: str, escapes: bool
+) -> None:
+    # humanize's tests of its i18n module.
+    code = f"import importlib\n\ndef test(mp):\n    {body}\n"
+    narrowed = rate_rebound({"tests/test_rates.py": code})
+    assert narrowed is not None
+    assert ("tests/test_rates.py" in narrowed.escapes) is escapes
+    if not escapes:
+        assert narrowed.readers["tests/test_rates.py"] == {"test": ANY}
+        new = readers({**PKG, "tests/test_rates.py": code}).narrow(
+            "pkg/rates.py", frozenset({"brand_new"}), frozenset({"brand_new"}), new=True
+        )
+        assert new is not None
+        assert "tests/test_rates.py" not in new.readers  # it lists no names
+
+
 def test_a_new_function_is_seen_only_by_code_that_lists_names() -> None:
     files = {
         **PKG,

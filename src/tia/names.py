@@ -654,9 +654,10 @@ class Readers:
     def _narrow(
         self, path: str, names: frozenset[str], defs: frozenset[str], new: bool
     ) -> Narrowing | object | None:
-        escapes = self._named_where(path)
-        if escapes is None or self._module_escapes(path):
+        named = self._named_where(path)
+        if named is None or self._module_escapes(path):
             return None
+        escapes, local_importers = named
         changed = self._parsed(path)
         if changed is None:
             return None
@@ -788,6 +789,12 @@ class Readers:
                 if _within(scope, d):
                     runs.setdefault(path, {}).setdefault(scope, d.rsplit(".", 1)[-1])
         readers: dict[str, dict[str, str]] = {f: dict(s) for f, s in runs.items()}
+        for file, scopes in local_importers.items():
+            reads = self._parsed(file)
+            for scope in scopes:
+                # A new function is seen only by code that lists the module's names.
+                if reads is not None and (not new or reads.lists_names(scope, False, frozenset()) != NONE):
+                    readers.setdefault(file, {}).setdefault(scope, ANY)
         attribute_readers: dict[str, dict[str, str]] = {}
         for file, scopes in hits.items():
             for scope, read in scopes.items():
@@ -885,18 +892,21 @@ class Readers:
     def _dotted_names(self, path: str) -> set[str]:
         return self._names_by_file.get(path, set())
 
-    def _named_where(self, path: str) -> dict[str, set[str]] | None:
+    def _named_where(self, path: str) -> tuple[dict[str, set[str]], dict[str, set[str]]] | None:
         """Where a string names the module: code tia cannot see may import it by that
         name and read any of its attributes.  None when configuration names it
         (`_configured`), or a conftest.py or a file configuration names (pytest loads
         those at start-up) holds the string at module level; else, by file, the
         function scopes whose code holds such a string, and `MODULE` for a file whose
-        import-time code does (`Narrowing.escapes`)."""
+        import-time code does (`Narrowing.escapes`); and apart from those, the function
+        scopes that hold it only to import the module into a local they only read
+        attributes of (`_imports_into_a_local`): they read its names, as readers do."""
         dotted_names = self._dotted_names(path)
         if not dotted_names or self._configured(path):
             return None
         spellings = [n.encode() for n in dotted_names]
         scopes: dict[str, set[str]] = {}
+        local: dict[str, set[str]] = {}
         for file in self._python:
             if not any(n in self._text(file) for n in spellings):
                 continue
@@ -912,8 +922,11 @@ class Readers:
                 scopes.setdefault(file, set()).add(MODULE)
             for scope, node in reads.scope_nodes.items():
                 if _holds_name((n for n in _runs(list(node.body), True) if id(n) not in inert), dotted_names):
-                    scopes.setdefault(file, set()).add(scope)
-        return scopes
+                    if _imports_into_a_local(node, dotted_names, inert):
+                        local.setdefault(file, set()).add(scope)
+                    else:
+                        scopes.setdefault(file, set()).add(scope)
+        return scopes, local
 
     def _configured(self, path: str) -> bool:
         """Whether a configuration file names the module `path` where something a test
@@ -1162,34 +1175,10 @@ def _used_as_value(tree: ast.Module, bound: set[str], aliases: set[int]) -> bool
     aliases `aliases` bind, is used other than to read one of its attributes, to
     compare it (``mod is other``, ``mod == other``: a module compares by identity)
     or to test its truth."""
-    inner = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
-    inner.update(
-        id(operand)
-        for n in ast.walk(tree)
-        if isinstance(n, ast.Compare) and all(isinstance(op, _IDENTITY) for op in n.ops)
-        for operand in (n.left, *n.comparators)
-    )
-    # Its truth: rrule's lazy ``if not parser: from dateutil import parser``.
-    inner.update(
-        id(n.operand if isinstance(n, ast.UnaryOp) else n.test)
-        for n in ast.walk(tree)
-        if (isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.Not))
-        or isinstance(n, (ast.If, ast.While, ast.Assert, ast.IfExp))
-    )
-    # `monkeypatch.setattr(mod, "RATE", 3)` spells the name; `getattr(mod, name)` and
-    # `vars(mod)` make their scope read every name (`mentions`).
-    inner.update(
-        id(n.args[0])
-        for n in ast.walk(tree)
-        if isinstance(n, ast.Call)
-        and n.args
-        and (
-            (len(n.args) >= 2 and _is_name_string(n.args[1]))
-            or _called(n) in _BY_NAME | _READS_OBJECT | _READS_MODULES
-        )
-    )
+    nodes = list(ast.walk(tree))
+    inner = _harmless_uses(nodes)
     shadowed = _shadowed_names(tree, {b.split(".", 1)[0] for b in bound}, aliases)
-    for node in ast.walk(tree):
+    for node in nodes:
         if id(node) in inner or not isinstance(node, (ast.Name, ast.Attribute)):
             continue
         spelled = dotted(node)
@@ -1199,6 +1188,71 @@ def _used_as_value(tree: ast.Module, bound: set[str], aliases: set[int]) -> bool
         if spelled in bound and not isinstance(getattr(node, "ctx", None), ast.Store):
             return True
     return False
+
+
+def _harmless_uses(nodes: list[ast.AST]) -> set[int]:
+    """The ids of the expressions among `nodes` whose module, if they hold one, no
+    code gets hold of: read an attribute of, compared, truth-tested, or handed to a
+    call that spells the name it reads or reads every name (which `mentions` sees)."""
+    inner = {id(n.value) for n in nodes if isinstance(n, ast.Attribute)}
+    inner.update(
+        id(operand)
+        for n in nodes
+        if isinstance(n, ast.Compare) and all(isinstance(op, _IDENTITY) for op in n.ops)
+        for operand in (n.left, *n.comparators)
+    )
+    # Its truth: rrule's lazy ``if not parser: from dateutil import parser``.
+    inner.update(
+        id(n.operand if isinstance(n, ast.UnaryOp) else n.test)
+        for n in nodes
+        if (isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.Not))
+        or isinstance(n, (ast.If, ast.While, ast.Assert, ast.IfExp))
+    )
+    # `monkeypatch.setattr(mod, "RATE", 3)` spells the name; `getattr(mod, name)` and
+    # `vars(mod)` make their scope read every name (`mentions`).
+    inner.update(
+        id(n.args[0])
+        for n in nodes
+        if isinstance(n, ast.Call)
+        and n.args
+        and (
+            (len(n.args) >= 2 and _is_name_string(n.args[1]))
+            or _called(n) in _BY_NAME | _READS_OBJECT | _READS_MODULES
+        )
+    )
+    return inner
+
+
+def _imports_into_a_local(
+    node: ast.FunctionDef | ast.AsyncFunctionDef, dotted_names: set[str], inert: set[int]
+) -> bool:
+    """Whether the function holds the module's name only to import it into a local it
+    then only reads attributes of (humanize's tests: ``i18n =
+    importlib.import_module("humanize.i18n")``, then ``i18n.activate(...)``): as
+    ``import pkg.mod as i18n`` would, it reads names of the module, which it hands to
+    no other code."""
+    own = list(_runs(list(node.body), True))
+    holding = [n for n in own if id(n) not in inert and _holds_name([n], dotted_names)]
+    holding = [n for n in holding if not isinstance(n, ast.Call)]
+    targets: set[str] = set()
+    for stmt in own:
+        if (
+            isinstance(stmt, ast.Assign)
+            and len(stmt.targets) == 1
+            and isinstance(stmt.targets[0], ast.Name)
+            and isinstance(stmt.value, ast.Call)
+            and _called(stmt.value) == "import_module"
+            and _absolute_name(stmt.value)
+        ):
+            targets.add(stmt.targets[0].id)
+            holding = [n for n in holding if n is not stmt.value.args[0]]
+    if holding or not targets:
+        return False
+    inner = _harmless_uses(own)
+    return not any(
+        isinstance(n, ast.Name) and n.id in targets and isinstance(n.ctx, ast.Load) and id(n) not in inner
+        for n in own
+    )
 
 
 def _shadowed_names(tree: ast.Module, names: set[str], aliases: set[int]) -> set[int]:
