@@ -577,7 +577,7 @@ def test_a_function_that_names_the_module_is_an_escape_not_a_reader() -> None:
     assert package.escapes == {"pkg/lazy.py": {"load"}}
 
 
-def test_a_string_only_compared_is_no_escape() -> None:
+def test_a_string_only_compared_or_naming_something_else_is_no_escape() -> None:
     files = {
         **PKG,
         # dateutil's `clean_import` fixture: the listing reads names, the string does not.
@@ -589,6 +589,13 @@ def test_a_string_only_compared_is_no_escape() -> None:
 
             def named(name):
                 return name == "pkg.rates" or name in ["pkg.rates"]
+
+            def other_things(path):
+                import gettext, logging
+                from importlib import metadata
+
+                logging.getLogger("pkg.rates").info(metadata.version("pkg.rates"))
+                return gettext.translation("pkg.rates", path)
             """,
     }
     narrowed = rate_rebound(files)

@@ -84,6 +84,14 @@ _BY_NAME = frozenset({"getattr", "hasattr", "setattr", "delattr", "attrgetter", 
 _IDENTITY = (ast.Is, ast.IsNot, ast.Eq, ast.NotEq)
 # Comparisons of strings: a string compared is not one handed to an import.
 _COMPARES = (ast.Eq, ast.NotEq, ast.In, ast.NotIn)
+# Calls that take a module's dotted name as the name of something else, and import
+# nothing by it: a logger, a gettext domain, an installed distribution.
+_NAMES_NO_MODULE = frozenset(
+    {
+        "getLogger", "translation", "bindtextdomain", "textdomain", "dgettext", "dngettext",
+        "metadata.version", "metadata.metadata", "metadata.distribution", "metadata.requires",
+    }
+)  # fmt: skip
 # Attributes that hold, or read, an object's names.
 _READS_ALL_ATTRS = frozenset({"__dict__", "__getattribute__", "__annotations__"})
 # A file that spells none of these has no scope that reads names dynamically.
@@ -1080,7 +1088,8 @@ def _compared_strings(tree: ast.Module) -> set[int]:
     operands of ``==``, ``!=``, ``in`` and ``not in`` (or items of a literal operand),
     and arguments of ``startswith`` and ``endswith`` (dateutil's tests pick its
     modules out of ``sys.modules`` by ``name.startswith("dateutil")``; that listing
-    reads names dynamically, and counts as such)."""
+    reads names dynamically, and counts as such); and the first argument of a call
+    that names something else by it (`_names_no_module`)."""
     out: set[int] = set()
 
     def strings(node: ast.expr) -> Iterator[ast.expr]:
@@ -1097,7 +1106,17 @@ def _compared_strings(tree: ast.Module) -> set[int]:
             and node.func.attr in ("startswith", "endswith")
         ):
             out.update(id(c) for arg in node.args for c in strings(arg))
+        elif isinstance(node, ast.Call) and node.args and _names_no_module(node.func):
+            out.update(id(c) for c in strings(node.args[0]))
     return out
+
+
+def _names_no_module(func: ast.expr) -> bool:
+    """Whether a call to `func` takes its first argument as a name that is no module's
+    (`_NAMES_NO_MODULE`): ``logging.getLogger("shop")``, humanize's
+    ``gettext.translation("humanize", ...)``, ``importlib.metadata.version("shop")``."""
+    spelled = dotted(func) or ""
+    return any(spelled == name or spelled.endswith("." + name) for name in _NAMES_NO_MODULE)
 
 
 def _holds_name(nodes: Iterable[ast.AST], dotted_names: set[str]) -> bool:
