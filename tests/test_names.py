@@ -324,6 +324,8 @@ def test_a_scope_that_reads_names_dynamically_reads_every_name() -> None:
         {"pkg/leak.py": "from pkg import rates\n\ndef handed():\n    return print(rates)\n"},
         {"pkg/leak.py": "import pkg.rates\n\nMODULE = pkg.rates\n"},
         {"pkg/leak.py": "import pkg.rates as r\n\ndef handed():\n    return print(r)\n"},
+        {"pkg/leak.py": "import pkg\n\ndef handed():\n    return print(pkg.rates)\n"},
+        {"pkg/leak.py": "import pkg.uses\nimport pkg as p\n\ndef handed():\n    return print(p.rates)\n"},
         # The function binds `rates` only inside a comprehension, or declares it global.
         {"pkg/leak.py": "from pkg import rates\n\ndef f(xs):\n    [rates for rates in xs]\n    print(rates)"},
         {"pkg/leak.py": "from pkg import rates\n\ndef f():\n    global rates\n    g(rates)\n    rates = 0"},
@@ -344,6 +346,8 @@ def test_a_scope_that_reads_names_dynamically_reads_every_name() -> None:
         "module passed to a call",
         "module bound to a name",
         "module imported under another name",
+        "module reached through its package",
+        "module reached through its package under another name",
         "module passed to a call beside a comprehension's variable of its name",
         "module passed to a call where the function declares its name global",
         "named in configuration",
@@ -362,6 +366,21 @@ def test_a_scope_that_reads_names_dynamically_reads_every_name() -> None:
 )
 def test_a_module_others_may_reach_by_name_or_as_an_object_cannot_be_narrowed(extra: dict[str, str]) -> None:
     assert readers({**PKG, **extra}).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset()) is None
+
+
+@pytest.mark.parametrize(
+    ("leak", "narrowed"),
+    [
+        ("from . import sub\n\ndef handed():\n    return print(sub.deep)\n", False),
+        ("from .sub import deep\n\ndef handed():\n    return print(deep)\n", False),
+        ("from . import sub\n\ndef read():\n    return sub.deep.DEPTH\n", True),
+    ],
+    ids=["its package, imported relatively", "itself, imported relatively", "an attribute read"],
+)
+def test_a_module_handed_on_through_a_relative_import_cannot_be_narrowed(leak: str, narrowed: bool) -> None:
+    files = {**PKG, "pkg/sub/__init__.py": "", "pkg/sub/deep.py": "DEPTH = 1\n", "pkg/leak.py": leak}
+    result = readers(files).narrow("pkg/sub/deep.py", frozenset({"DEPTH"}), frozenset())
+    assert (result is not None) is narrowed
 
 
 @pytest.mark.parametrize(

@@ -1161,16 +1161,30 @@ def _module_bindings(
     resolver: ModuleResolver,
     aliases: set[int] | None = None,
 ) -> set[str]:
-    """The spellings under which `importer` refers to the module object of `module`;
-    the ids of the `ast.alias` nodes that bind them are added to `aliases`."""
+    """The spellings under which `importer` refers to the module object of `module`:
+    its own import (``import pkg.mod``, ``from pkg import mod``), or a package's above
+    it (``import pkg``, then ``pkg.mod``); the ids of the `ast.alias` nodes that bind
+    them are added to `aliases`."""
     bound: set[str] = set()
+
+    def bind(alias: ast.alias, spelling: str) -> None:
+        bound.add(spelling)
+        if aliases is not None:
+            aliases.add(id(alias))
+
+    below = module.removesuffix(".py").removesuffix("/__init__")
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name in dotted_names:
-                    bound.add(alias.asname or alias.name)
-                    if aliases is not None:
-                        aliases.add(id(alias))
+                    bind(alias, alias.asname or alias.name)
+                    continue
+                # `import pkg` (or `import pkg.other`) binds `pkg`, and `pkg.mod` is the module;
+                # `import pkg as p` binds `p`, and `p.mod` is.
+                prefix = alias.name if alias.asname else alias.name.split(".", 1)[0]
+                for name in dotted_names:
+                    if name.startswith(prefix + "."):
+                        bind(alias, (alias.asname or prefix) + name[len(prefix) :])
         elif isinstance(node, ast.ImportFrom):
             for alias in node.names:
                 record = ["from", node.level, node.module or "", [alias.name]]
@@ -1179,13 +1193,21 @@ def _module_bindings(
                     full = resolver.resolve(importer, [record]) - resolver.resolve(
                         importer, [["from", node.level, node.module or "", []]]
                     )
-                    named = module in full
+                    if module in full:
+                        bind(alias, alias.asname or alias.name)
+                    for package in full:
+                        # `from . import sub`, a package above the module: `sub.mod` is it.
+                        directory = package.removesuffix("__init__.py")
+                        if package.endswith("/__init__.py") and below.startswith(directory):
+                            rest = below[len(directory) :].replace("/", ".")
+                            bind(alias, f"{alias.asname or alias.name}.{rest}")
                 else:
-                    named = f"{node.module}.{alias.name}" in dotted_names
-                if named:
-                    bound.add(alias.asname or alias.name)
-                    if aliases is not None:
-                        aliases.add(id(alias))
+                    named = f"{node.module}.{alias.name}"
+                    if named in dotted_names:
+                        bind(alias, alias.asname or alias.name)
+                    for name in dotted_names:
+                        if name.startswith(named + "."):
+                            bind(alias, (alias.asname or alias.name) + name[len(named) :])
     return bound
 
 
