@@ -4,7 +4,8 @@ The project below has code that runs at import time (constants, class bodies,
 defaults, decorators, a registry, a re-export), at collection time (parametrize
 arguments, ``pytest_generate_tests``, a conftest hook), in fixtures of every scope
 (session, package, module, class, autouse), in a data file, a thread, a
-subprocess and multiprocessing children (forked and spawned).  It is mapped
+subprocess and multiprocessing children (forked and spawned), and module state
+one test's call leaves for the tests after it.  It is mapped
 once; each case then makes one edit, and the ground truth is plain pytest on
 the edited project: every test it fails must be among
 the tests ``tia run`` runs, committed (``--since main``) and uncommitted (changes
