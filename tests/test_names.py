@@ -691,6 +691,25 @@ def test_a_new_function_is_seen_only_by_code_that_lists_names() -> None:
     assert rebound.readers["pkg/runner.py"] == {"run": ANY}
 
 
+@pytest.mark.parametrize(
+    ("method", "sees"),
+    [
+        ("def __init__(self):\n        for name in dir(self):\n            pass", False),
+        ("@classmethod\n    def names(cls):\n        return vars(cls)", False),
+        ("@staticmethod\n    def names(obj):\n        return dir(obj)", True),
+        ("def __init__(self, other):\n        self = other\n        return dir(self)", True),
+    ],
+    ids=["self", "cls", "a static method's parameter", "self rebound"],
+)
+def test_listing_an_instance_s_names_sees_no_new_function(method: str, sees: bool) -> None:
+    # colorama's AnsiCodes.__init__ runs `dir(self)`, at import time (`Fore = AnsiFore()`).
+    rates = f"class Codes:\n    {method}\n\n\nCODES = Codes()\n"
+    files = {**PKG, "pkg/rates.py": rates}
+    old = readers(files).narrow("pkg/rates.py", frozenset({"brand_new"}), frozenset({"brand_new"}), new=True)
+    assert old is not None
+    assert bool(old.readers.get("pkg/rates.py")) is sees
+
+
 def test_importing_another_module_by_a_spelled_name_reads_no_name_dynamically() -> None:
     files = {**PKG, "pkg/lazy.py": "def pool():\n    return __import__('concurrent.futures').futures\n"}
     narrowed = readers(files).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())

@@ -435,7 +435,10 @@ class _FileReads:
         key = (scope, own, others)
         if key not in self._lists:
             node = self.scope_nodes[scope]
-            self._lists[key] = _lists_names(_runs(list(node.body), True), _locals(node), own, others)
+            instance = _instance_parameter(scope, node)
+            self._lists[key] = _lists_names(
+                _runs(list(node.body), True), _locals(node), own, others, instance
+            )
         return self._lists[key]
 
     def outside_modules(self, tops: Collection[str]) -> frozenset[str]:
@@ -1031,16 +1034,22 @@ def _binds(node: ast.AST, name: str) -> bool:
 _GREW = object()  # `Readers._narrow`'s answer when the closure of new names grows
 
 
-def _lists_names(nodes: Iterable[ast.AST], local: frozenset[str], own: bool, others: frozenset[str]) -> int:
+def _lists_names(
+    nodes: Iterable[ast.AST], local: frozenset[str], own: bool, others: frozenset[str], instance: str = ""
+) -> int:
     """How code may list names, the only dynamic reads that see a name nothing spelled
     before: `OBJECT`, an object's it is handed (``vars(obj)``, ``dir(obj)``,
     ``__dict__``), unless that is one of `others`, names the file binds to other
-    modules (``dir(builtins)``); `MODULES`, any module's (``sys.modules``,
-    ``gc.get_objects()``, ``vars`` handed on) or, if `own`, its module's
-    (``globals()``, ``dir()``); else `NONE`.  Reads by a computed name (``getattr``,
-    ``import_module``, ``eval``) take the name from somewhere that had to spell it."""
+    modules (``dir(builtins)``), or `instance`, a method's ``self`` or ``cls``
+    (colorama's ``AnsiCodes.__init__`` runs ``dir(self)``: a module is no instance);
+    `MODULES`, any module's (``sys.modules``, ``gc.get_objects()``, ``vars`` handed
+    on) or, if `own`, its module's (``globals()``, ``dir()``); else `NONE`.  Reads by a
+    computed name (``getattr``, ``import_module``, ``eval``) take the name from
+    somewhere that had to spell it."""
 
     def another_module(node: ast.expr) -> bool:
+        if isinstance(node, ast.Name) and node.id == instance:
+            return True
         return isinstance(node, ast.Name) and node.id in others and node.id not in local
 
     level = NONE
@@ -1072,6 +1081,23 @@ def _lists_names(nodes: Iterable[ast.AST], local: frozenset[str], own: bool, oth
             if node.attr == "__dict__" and not another_module(node.value):
                 level = max(level, OBJECT)
     return level
+
+
+def _instance_parameter(scope: str, node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
+    """The name of a method's first parameter (``self``, ``cls``), or "" for a function
+    that is no method, a static method, or a method that rebinds that parameter."""
+    parent = scope.rsplit(".", 1)[0] if "." in scope else ""
+    arguments = [*node.args.posonlyargs, *node.args.args]
+    if not parent or parent.endswith("<locals>") or not arguments:
+        return ""
+    if any((dotted(d) or "").rsplit(".", 1)[-1] == "staticmethod" for d in node.decorator_list):
+        return ""
+    first = arguments[0].arg
+    rebound = any(
+        isinstance(n, ast.Name) and n.id == first and not isinstance(n.ctx, ast.Load)
+        for n in _runs(list(node.body), False)
+    )
+    return "" if rebound else first
 
 
 def _exported(tree: ast.Module) -> Iterator[ast.AST]:
