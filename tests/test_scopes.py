@@ -601,6 +601,11 @@ def outer():
     def inner():
         HOOKS.clear()
     return inner
+
+
+def comprehension(items):
+    names = [REGISTRY for REGISTRY in items]
+    REGISTRY.update(names)
 """
 
 
@@ -615,6 +620,8 @@ def test_the_index_names_the_shared_state_each_function_writes() -> None:
         # A nested function's writes are its own scope's; an imported object's are not
         # this module's state; parameters and locals shadow the module's names.
         "outer.<locals>.inner": ["HOOKS"],
+        # A comprehension's variable shadows nothing outside it.
+        "comprehension": ["REGISTRY"],
     }
 
 

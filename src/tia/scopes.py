@@ -476,7 +476,13 @@ def _state_writes(node: ast.FunctionDef | ast.AsyncFunctionDef, shared: set[str]
     own = list(_own_nodes(node))
     declared = {n for s in own if isinstance(s, ast.Global) for n in s.names}
     params = {a.arg for a in parameters(node.args)}
-    stored = {n.id for n in own if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+    # A comprehension's variable is the comprehension's own, not the function's.
+    inner = {id(t) for c in own if isinstance(c, ast.comprehension) for t in ast.walk(c.target)}
+    stored = {
+        n.id
+        for n in own
+        if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load) and id(n) not in inner
+    }
     local = (params | stored) - declared
     candidates = (shared | declared) - local
 
