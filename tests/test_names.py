@@ -692,6 +692,31 @@ def test_a_new_function_is_seen_only_by_code_that_lists_names() -> None:
 
 
 @pytest.mark.parametrize(
+    ("all_", "name", "sees"),
+    [
+        ("", "brand_new", True),
+        ("", "_brand_new", False),
+        ("__all__ = ['rate']\n", "brand_new", False),
+        ("__all__ = ['rate']\n__all__.append('other')\n", "brand_new", False),
+        ("EXTRA = []\n__all__ = ['rate'] + EXTRA\n", "brand_new", True),
+    ],
+    ids=["public, no __all__", "private", "literal __all__", "literal __all__ extended", "computed __all__"],
+)
+def test_a_star_import_brings_a_new_function_only_if_it_is_public_and_exported(
+    all_: str, name: str, sees: bool
+) -> None:
+    # pyparsing's `__init__.py` star-imports `core` and lists its own names (`globals()`).
+    files = {
+        **PKG,
+        "pkg/rates.py": textwrap.dedent(PKG["pkg/rates.py"]) + all_,
+        "pkg/api.py": "from pkg.rates import *\n\nNAMES = sorted(globals())\n",
+    }
+    new = readers(files).narrow("pkg/rates.py", frozenset({name}), frozenset({name}), new=True)
+    assert new is not None
+    assert ("pkg/api.py" in new.fallback) is sees
+
+
+@pytest.mark.parametrize(
     ("method", "sees"),
     [
         ("def __init__(self):\n        for name in dir(self):\n            pass", False),

@@ -705,6 +705,9 @@ class Readers:
         dynamic_done: set[str] = set()
         rebound: set[str] = set()
         batch = set(names)
+        # `from module import *` brings no new function that is private (`_name`) or that a
+        # literal `__all__` leaves out (a free def is named nowhere at module level).
+        starred = not new or (any(not n.startswith("_") for n in names) and not _literal_all(changed.tree))
         while batch:
             rebound |= batch
             # A plain substring search: it may let through a file that only spells a longer
@@ -721,7 +724,7 @@ class Readers:
                 if reads is None:
                     # It cannot run either; its importers fail whatever tia selects for it.
                     continue
-                own = file == path or reads.star_imports  # its own names hold new ones
+                own = file == path or (starred and reads.star_imports)  # its own names hold new ones
                 others = reads.outside_modules(self._top_names) if new else frozenset()
                 holds = functools.cache(lambda f=file: f == path or self._holds_module(f, path))
                 for scope, (found, dynamic) in reads.scopes.items():
@@ -1098,6 +1101,44 @@ def _instance_parameter(scope: str, node: ast.FunctionDef | ast.AsyncFunctionDef
         for n in _runs(list(node.body), False)
     )
     return "" if rebound else first
+
+
+def _literal_all(tree: ast.Module) -> bool:
+    """Whether the module sets ``__all__``, and only to strings it spells: assigned
+    literal lists or tuples of strings (``__all__ = ["a"]``, ``__all__ += ("b",)``),
+    extended only with strings (``__all__.append("c")``), handed to no call.  A star
+    import of it then brings no name it does not spell."""
+
+    def literal(value: ast.expr | None) -> bool:
+        items = value.elts if isinstance(value, (ast.List, ast.Tuple)) else None
+        return items is not None and all(_is_name_string(e) for e in items)
+
+    found = False
+    calls = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    assigned: set[int] = set()  # the `__all__` targets of assignments judged here
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            named = [t for t in targets if isinstance(t, ast.Name) and t.id == "__all__"]
+            if named:
+                found = True
+                assigned.update(map(id, named))
+                if not literal(node.value):
+                    return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id == "__all__" and not isinstance(node.ctx, ast.Load):
+            if id(node) in assigned:
+                continue
+            return False  # bound some other way: `for __all__ in ...`, a tuple target, `del`
+        elif isinstance(node, ast.Call) and dotted(node.func) in ("__all__.append", "__all__.extend"):
+            if not all(_is_name_string(a) or literal(a) for a in node.args) or node.keywords:
+                return False
+        elif isinstance(node, ast.Attribute) and dotted(node.value) == "__all__":
+            if id(node) not in calls or node.attr not in ("append", "extend", "sort", "reverse"):
+                return False  # `__all__.append` handed on, or a method that may add any name
+        elif isinstance(node, ast.Call) and any(dotted(a) == "__all__" for a in node.args):
+            return False  # handed to a call that may change it
+    return found
 
 
 def _exported(tree: ast.Module) -> Iterator[ast.AST]:
