@@ -633,8 +633,12 @@ def test_a_string_only_compared_or_naming_something_else_is_no_escape() -> None:
         ("i18n = importlib.import_module('pkg.rates')\n    handle(i18n)", True),
         ("i18n = importlib.import_module('pkg.rates')\n    return i18n", True),
         ("handle(importlib.import_module('pkg.rates'))", True),
+        (
+            "m = importlib.import_module('pkg.rates')\n    def inner():\n        handle(m)\n    inner()",
+            True,
+        ),
     ],
-    ids=["only its attributes", "handed on", "returned", "no local"],
+    ids=["only its attributes", "handed on", "returned", "no local", "handed on by a closure"],
 )
 def test_a_function_that_imports_the_module_by_name_into_a_local_reads_its_names(
     body: str, escapes: bool

@@ -1356,10 +1356,12 @@ def _imports_into_a_local(
             holding = [n for n in holding if n is not stmt.value.args[0]]
     if holding or not targets:
         return False
-    inner = _harmless_uses(own)
+    # Its uses, nested functions' included: a closure may hand the local on.
+    everywhere = list(ast.walk(node))
+    inner = _harmless_uses(everywhere)
     return not any(
         isinstance(n, ast.Name) and n.id in targets and isinstance(n.ctx, ast.Load) and id(n) not in inner
-        for n in own
+        for n in everywhere
     )
 
 
