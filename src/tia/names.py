@@ -455,6 +455,13 @@ class _FileReads:
         return frozenset(names - self.purity.shadowed)
 
     @functools.cached_property
+    def inert(self) -> frozenset[int]:
+        """The ids of the strings that name no module it could import: an entry of
+        ``__all__`` (``["tabulate"]`` names a function of the module), or a string only
+        compared or given as another kind of name (`_compared_strings`)."""
+        return frozenset({id(n) for n in _exported(self.tree)} | _compared_strings(self.tree))
+
+    @functools.cached_property
     def star_imports(self) -> bool:
         return any(isinstance(s, ast.ImportFrom) and star_import(s) for s in self.tree.body)
 
@@ -927,9 +934,7 @@ class Readers:
             reads = self._parsed(file)
             if reads is None:
                 continue
-            # `__all__ = ["tabulate"]` names a function of the module, not a module; a
-            # string only compared (`name.startswith("pkg")`) is never what is imported.
-            inert = {id(n) for n in _exported(reads.tree)} | _compared_strings(reads.tree)
+            inert = reads.inert
             if _holds_name((n for n in _runs(reads.tree.body, True) if id(n) not in inert), dotted_names):
                 if file.rsplit("/", 1)[-1] == "conftest.py" or self._configured(file):
                     return None
@@ -1239,6 +1244,12 @@ def _module_bindings(
         if aliases is not None:
             aliases.add(id(alias))
 
+    def bind_below(alias: ast.alias, package: str, binding: str) -> None:
+        # `binding` is the package spelled `package`: `binding.mod` is the module below it.
+        for name in dotted_names:
+            if name.startswith(package + "."):
+                bind(alias, binding + name[len(package) :])
+
     below = module.removesuffix(".py").removesuffix("/__init__")
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -1246,12 +1257,9 @@ def _module_bindings(
                 if alias.name in dotted_names:
                     bind(alias, alias.asname or alias.name)
                     continue
-                # `import pkg` (or `import pkg.other`) binds `pkg`, and `pkg.mod` is the module;
-                # `import pkg as p` binds `p`, and `p.mod` is.
-                prefix = alias.name if alias.asname else alias.name.split(".", 1)[0]
-                for name in dotted_names:
-                    if name.startswith(prefix + "."):
-                        bind(alias, (alias.asname or prefix) + name[len(prefix) :])
+                # `import pkg` (or `import pkg.other`) binds `pkg`; `import pkg as p` binds `p`.
+                package = alias.name if alias.asname else alias.name.split(".", 1)[0]
+                bind_below(alias, package, alias.asname or package)
         elif isinstance(node, ast.ImportFrom):
             for alias in node.names:
                 record = ["from", node.level, node.module or "", [alias.name]]
@@ -1272,9 +1280,7 @@ def _module_bindings(
                     named = f"{node.module}.{alias.name}"
                     if named in dotted_names:
                         bind(alias, alias.asname or alias.name)
-                    for name in dotted_names:
-                        if name.startswith(named + "."):
-                            bind(alias, (alias.asname or alias.name) + name[len(named) :])
+                    bind_below(alias, named, alias.asname or alias.name)
     return bound
 
 
@@ -1332,7 +1338,7 @@ def _harmless_uses(nodes: list[ast.AST]) -> set[int]:
 
 
 def _imports_into_a_local(
-    node: ast.FunctionDef | ast.AsyncFunctionDef, dotted_names: set[str], inert: set[int]
+    node: ast.FunctionDef | ast.AsyncFunctionDef, dotted_names: set[str], inert: frozenset[int]
 ) -> bool:
     """Whether the function holds the module's name only to import it into a local it
     then only reads attributes of (humanize's tests: ``i18n =
