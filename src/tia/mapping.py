@@ -66,9 +66,11 @@ def scopes_by_context(
 ) -> ScopesByContext:
     """Turn executed lines into function scopes, and add the files each context read."""
     tables: dict[str, list[str | None]] = {}
-    # path -> id of a group -> its scopes: the monitoring engine's groups are code objects'
-    # lines, each met in many contexts (tens of thousands of times at a map of click).
-    reduced: dict[str, dict[int, set[str | None]]] = {}
+    # path -> group -> its scopes, for the monitoring engine's groups: a code object's lines,
+    # one frozenset met in many contexts (tens of thousands of times at a map of click).
+    # Keyed by value, not id(), which raises an audit event tia's own hook receives; equal
+    # lines of one file reduce to equal scopes.
+    reduced: dict[str, dict[frozenset[int], set[str | None]]] = {}
     out: ScopesByContext = {}
     for ctx, files in lines.items():
         target = out.setdefault(ctx, {})
@@ -82,9 +84,12 @@ def scopes_by_context(
             cache = reduced[path]
             names: set[str | None] = set()
             for group in groups:
-                scopes = cache.get(id(group))
-                if scopes is None:
-                    scopes = cache[id(group)] = {table[line] for line in group if line < size}
+                if type(group) is frozenset:
+                    scopes = cache.get(group)
+                    if scopes is None:
+                        scopes = cache[group] = {table[line] for line in group if line < size}
+                else:  # the coverage engine's lines, each group met once
+                    scopes = {table[line] for line in group if line < size}
                 names |= scopes
             names.discard(None)
             target.setdefault(path, set()).update(names)  # type: ignore[arg-type]

@@ -37,6 +37,7 @@ import atexit
 import contextlib
 import dis
 import fnmatch
+import operator
 import os
 import shutil
 import sys
@@ -514,8 +515,10 @@ class MonitoringRecorder(Recorder):
     Attributes (besides `Recorder`'s):
         entered: context -> the repository's code objects that started or resumed in it.
 
-    Code objects are told apart by identity, never by equality: two functions with the
-    same name, line and body in different files compare equal.
+    Code objects are never told apart by equality (two functions with the same name,
+    line and body in different files compare equal), nor by `id`, which raises an audit
+    event that tia's own hook receives: tens of thousands of times at the end of a run.
+    What fixes a code object's lines (`_LINES_KEY`) tells them apart where it matters.
     """
 
     # coverage.py takes id 1 (sys.monitoring.COVERAGE_ID); debuggers 0, profilers 2,
@@ -530,9 +533,8 @@ class MonitoringRecorder(Recorder):
         # re-arms these, and only these.  A list: a callback is as short as it can be.
         self._current: list[CodeType] = []
         self._label = ""
-        # id(code) -> the code object (held, so that its id is never reused) and its file's
-        # canonical path if it is one of the repository's files, else None.
-        self._wanted: dict[int, tuple[CodeType, str | None]] = {}
+        # The repository's code objects the recording tool's events are set on.
+        self._armed: list[CodeType] = []
         self._tools: tuple[int, int] | None = None
         self._events = 0  # PY_START | PY_RESUME, once started (sys.monitoring is 3.12+)
 
@@ -566,14 +568,13 @@ class MonitoringRecorder(Recorder):
         monitoring.set_events(discover, self._events)
 
     def _on_new_code(self, code: CodeType, offset: int) -> Any:
-        key = id(code)
-        if key not in self._wanted:
-            path = self._repository_file(code.co_filename)
-            self._wanted[key] = (code, path)
-            if path is not None:
-                # This first start goes to the current context; the next switch arms the
-                # recording tool's events on the code object.
-                self._current.append(code)
+        # Once per code object and event location: a generator's code object calls back
+        # again at each new place it resumes, which is again a place it ran.
+        if self._repository_file(code.co_filename) is not None:
+            # This start goes to the current context; the next switch arms the recording
+            # tool's events on the code object.
+            self._current.append(code)
+            self._armed.append(code)
         return sys.monitoring.DISABLE  # type: ignore[attr-defined]
 
     def _on_code(self, code: CodeType, offset: int) -> Any:
@@ -609,25 +610,27 @@ class MonitoringRecorder(Recorder):
         discover, record = self._tools
         self._tools = None
         monitoring.set_events(discover, 0)
-        for code, path in self._wanted.values():
-            if path is not None:
-                monitoring.set_local_events(record, code, 0)
+        for code in self._armed:
+            monitoring.set_local_events(record, code, 0)
         for tool in (discover, record):
             monitoring.register_callback(tool, monitoring.events.PY_START, None)
             monitoring.register_callback(tool, monitoring.events.PY_RESUME, None)
             monitoring.free_tool_id(tool)
 
     def _engine_lines(self) -> dict[str, dict[str, list[Collection[int]]]]:
-        body: dict[int, frozenset[int]] = {}
+        # _LINES_KEY -> the code objects' file and lines, one frozenset shared by every
+        # context that met them.
+        groups: dict[tuple[str, int, bytes], tuple[str, frozenset[int]]] = {}
         out: dict[str, dict[str, list[Collection[int]]]] = {}
         for ctx, codes in self.entered.items():
             files: dict[str, list[Collection[int]]] = {}
             # A context entered more than once may have met a code object each time.
-            for key in dict.fromkeys(map(id, codes)):
-                lines = body.get(key)
-                if lines is None:
-                    lines = body[key] = _body_lines(self._wanted[key][0])
-                files.setdefault(self._wanted[key][1], []).append(lines)  # type: ignore[arg-type]
+            for key, code in dict(zip(map(_LINES_KEY, codes), codes, strict=True)).items():
+                found = groups.get(key)
+                if found is None:
+                    path = self._files[code.co_filename]  # known: `_on_new_code` looked it up
+                    found = groups[key] = (path, _body_lines(code))  # type: ignore[assignment]
+                files.setdefault(found[0], []).append(found[1])
             if files:
                 out[ctx] = files
         return out
@@ -644,6 +647,11 @@ def _groups_by_context(data: Any) -> dict[str, dict[str, list[Collection[int]]]]
         for ctx, linenos in by_context.items():
             out.setdefault(ctx, {})[filename] = [linenos]
     return out
+
+
+# What a code object's executed lines follow from: its file, first line and line table
+# (`_body_lines`).  Two code objects alike in all three run the same lines of the same file.
+_LINES_KEY = operator.attrgetter("co_filename", "co_firstlineno", "co_linetable")
 
 
 def _body_lines(code: CodeType) -> frozenset[int]:
