@@ -72,6 +72,52 @@ def test_a_change_that_only_rebinds_names_says_which(
     assert rebinds(BASE, BASE.replace(old, new, 1)) == (frozenset(names), frozenset(defs))
 
 
+OVERLOADED = """
+from typing import overload
+
+
+@overload
+def get(x: int) -> int: ...
+@overload
+def get(x: str) -> str: ...
+def get(x, default=None):
+    return x
+
+
+class Box:
+    @overload
+    def put(self, x: int) -> int: ...
+    def put(self, x):
+        return x
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "names", "defs"),
+    [
+        # The stub's binding is replaced at once by the next def: nothing reads or calls it.
+        ("@overload\ndef get(x: int)", "def get(x: int)", set(), set()),
+        ("    @overload\n    def put", "    def put", set(), set()),
+        ("def get(x: str) -> str", "def get(x: bytes) -> bytes", set(), set()),
+        # The last def's binding stays; a def right after that reads the name sees the stub.
+        ("default=None", "default=0", {"get"}, {"get"}),
+        ("def get(x, default=None)", "def get(x, default=get)", {"get"}, {"get"}),
+        ("@overload\ndef get(x: str)", "def get(x: str)", set(), set()),
+    ],
+)
+def test_a_def_the_next_def_rebinds_at_once_rebinds_no_name(
+    old: str, new: str, names: set[str], defs: set[str]
+) -> None:
+    assert rebinds(OVERLOADED, OVERLOADED.replace(old, new, 1)) == (frozenset(names), frozenset(defs))
+
+
+def test_a_def_with_a_statement_before_the_next_one_binds_its_name() -> None:
+    # `ALIAS` keeps what the second stub bound: `@overload` gave it the dummy, now the stub.
+    source = OVERLOADED.replace("def get(x: str) -> str: ...\n", "def get(x: str) -> str: ...\nALIAS = get\n")
+    changed = source.replace("@overload\ndef get(x: str)", "def get(x: str)")
+    assert rebinds(source, changed) == (frozenset({"get"}), frozenset({"get"}))
+
+
 @pytest.mark.parametrize(
     ("old", "new"),
     [

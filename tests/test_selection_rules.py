@@ -139,6 +139,27 @@ def test_a_class_attribute_selects_the_modules_tests(mapped: GitProject) -> None
     assert "tests/test_core.py::test_box" in result.failed(), result
 
 
+def test_an_overload_stub_s_decorator_selects_nothing(project: GitProject) -> None:
+    # Typed code declares overloads before the implementation: each stub's binding is
+    # replaced by the next def at once, so removing `@overload` changes nothing a test sees.
+    project.write(
+        "pkg/twice.py",
+        "from typing import overload\n\n\n@overload\ndef twice(x: int) -> int: ...\n"
+        "@overload\ndef twice(x: str) -> str: ...\ndef twice(x):\n    return x * 2\n",
+    )
+    project.write(
+        "tests/test_twice.py",
+        "from pkg.twice import twice\n\n\ndef test_twice():\n    assert twice(2) == 4\n",
+    )
+    project.commit("overloads")
+    assert project.run().rc == 0
+    project.replace("pkg/twice.py", "@overload\ndef twice(x: int)", "def twice(x: int)")
+    assert project.select() == {}
+    # The implementation's own line still counts.
+    project.replace("pkg/twice.py", "def twice(x):", "def twice(x, times=2):")
+    assert set(project.select()) == {"tests/test_twice.py::test_twice"}
+
+
 TOKENS = {
     "pyproject.toml": PYPROJECT_WITH_TESTS,
     "pkg/__init__.py": "",

@@ -26,10 +26,11 @@ import ast
 import builtins
 import functools
 import hashlib
+import itertools
 import operator
 import re
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Any
 
 from tia.values import FrozenValue
@@ -38,7 +39,7 @@ FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
 # Stored with every index's units: change it whenever what counts as pure changes,
 # except to count more statements pure: `changed_names` needs a changed unit pure in
 # both versions, so an older index's stricter judgement only makes it answer None.
-UNITS_VERSION = 2
+UNITS_VERSION = 3
 
 # Callables whose result depends only on their arguments and whose call changes
 # nothing else, written as the code spells them.
@@ -121,9 +122,12 @@ class Unit(FrozenValue):
         scope: for a def, the qualified name of its body's scope; else ``""``.
         risks: fingerprints of the parts of what it runs at import time that may raise
             (see `_Risks`); empty for a unit that is not pure.
+        dead: a def whose binding nothing can see: the next statement of the same body
+            binds the name again, as a def that does not read it first (`_rebound_at_once`:
+            an ``@overload`` stub before the next one or the implementation).
     """
 
-    __slots__ = ("fp", "kind", "names", "owner", "pure", "risks", "scope")
+    __slots__ = ("dead", "fp", "kind", "names", "owner", "pure", "risks", "scope")
 
     def __init__(
         self,
@@ -134,6 +138,7 @@ class Unit(FrozenValue):
         pure: bool,
         scope: str = "",
         risks: tuple[str, ...] = (),
+        dead: bool = False,
     ) -> None:
         self.kind = kind
         self.owner = owner
@@ -142,15 +147,17 @@ class Unit(FrozenValue):
         self.pure = pure
         self.scope = scope
         self.risks = risks
+        self.dead = dead
 
     def to_json(self) -> list[Any]:
-        return [self.kind, self.owner, self.fp, list(self.names), self.pure, self.scope, list(self.risks)]
+        names, risks = list(self.names), list(self.risks)
+        return [self.kind, self.owner, self.fp, names, self.pure, self.scope, risks, self.dead]
 
     @classmethod
     def from_json(cls, data: Any) -> Unit:
         if not (
             isinstance(data, list)
-            and len(data) == 7
+            and len(data) == 8
             and data[0] in ("class", "def", "stmt")
             and isinstance(data[1], str)
             and isinstance(data[2], str)
@@ -160,9 +167,10 @@ class Unit(FrozenValue):
             and isinstance(data[5], str)
             and isinstance(data[6], list)
             and all(isinstance(r, str) for r in data[6])
+            and isinstance(data[7], bool)
         ):
             raise ValueError("malformed file index: units")
-        return cls(data[0], data[1], data[2], tuple(data[3]), data[4], data[5], tuple(data[6]))
+        return cls(data[0], data[1], data[2], tuple(data[3]), data[4], data[5], tuple(data[6]), data[7])
 
 
 def postponed_annotations(tree: ast.Module) -> bool:
@@ -406,7 +414,12 @@ def units_of(
     units: list[Unit] = []
 
     def unit(
-        stmt: ast.stmt, owner: str, visible: set[str], values: dict[str, Any], slotted: bool = False
+        stmt: ast.stmt,
+        following: ast.stmt | None,
+        owner: str,
+        visible: set[str],
+        values: dict[str, Any],
+        slotted: bool = False,
     ) -> Unit:
         if isinstance(stmt, ast.Pass) or type_checking_only(stmt):
             return Unit("stmt", owner, fp(stmt), (), True)
@@ -419,12 +432,13 @@ def units_of(
             found += (_fingerprint(ast.Tuple(elts=[ast.Constant(n) for n in binds(stmt)], ctx=ast.Load())),)
         if isinstance(stmt, FUNCTION_NODES):
             scope = f"{owner}.{stmt.name}" if owner else stmt.name
-            return Unit("def", owner, fp(stmt), (stmt.name,), pure, scope, found)
+            dead = _rebound_at_once(stmt, following, purity.postponed)
+            return Unit("def", owner, fp(stmt), (stmt.name,), pure, scope, found, dead)
         return Unit("stmt", owner, fp(stmt), binds(stmt), pure, "", found)
 
-    for stmt in tree.body:
+    for stmt, following in _with_next(tree.body):
         if not isinstance(stmt, ast.ClassDef):
-            units.append(unit(stmt, "", bound, known))
+            units.append(unit(stmt, following, "", bound, known))
             bound |= bound_anywhere(stmt)
             names.run(stmt, known, purity)
             continue
@@ -441,13 +455,36 @@ def units_of(
         visible = bound | _CLASS_NAMES
         values = dict(known)
         slotted = any("__slots__" in bound_anywhere(member) for member in body)
-        for member in body:
-            units.append(unit(member, stmt.name, visible, values, slotted))
+        for member, after in _with_next(body):
+            units.append(unit(member, after, stmt.name, visible, values, slotted))
             visible |= bound_anywhere(member)
             names.run(member, values, purity)
         bound.add(stmt.name)
         names.run(stmt, known, purity)
     return units
+
+
+def _with_next(body: list[ast.stmt]) -> Iterator[tuple[ast.stmt, ast.stmt | None]]:
+    return itertools.zip_longest(body, body[1:])
+
+
+def _rebound_at_once(
+    stmt: ast.FunctionDef | ast.AsyncFunctionDef, following: ast.stmt | None, postponed: bool
+) -> bool:
+    """Whether the def `following`, the statement right after the def `stmt` in the same
+    body, binds the same name again without reading it first: in its decorators, defaults
+    or annotations (unless `postponed`).  Then nothing can see what `stmt` bound, and a
+    change to it that only rebinds its name changes no binding anyone reads: removing
+    ``@overload`` from a stub, or adding one.  (``@total.setter`` reads the name.)"""
+    if not isinstance(following, FUNCTION_NODES) or following.name != stmt.name:
+        return False
+    args = following.args
+    evaluated: list[ast.expr] = [*following.decorator_list, *args.defaults, *filter(None, args.kw_defaults)]
+    if not postponed:
+        every = [*args.posonlyargs, *args.args, *args.kwonlyargs, *filter(None, (args.vararg, args.kwarg))]
+        evaluated += [a.annotation for a in every if a.annotation is not None]
+        evaluated += [following.returns] if following.returns is not None else []
+    return not any(isinstance(n, ast.Name) and n.id == stmt.name for e in evaluated for n in ast.walk(e))
 
 
 # Names a module, or a class body, has before any of its statements runs.
@@ -812,10 +849,11 @@ def changed_names(old: list[Unit], new: list[Unit]) -> tuple[frozenset[str], fro
     for u in changed:
         if not u.pure:
             return None
-        if not (u.kind == "def" and u.owner and _is_dunder(u.names[0])):
+        # What a dead def bound is bound again at once: no name, class or caller sees it.
+        if not u.dead and not (u.kind == "def" and u.owner and _is_dunder(u.names[0])):
             # Python calls a dunder method itself: what runs it runs its scope, in `defs`.
             names.update(u.names)
-        if u.scope:
+        if u.scope and not u.dead:
             defs.add(u.scope)
         if u.owner:
             if not all(h.get(u.owner) for h in headers):
@@ -826,7 +864,8 @@ def changed_names(old: list[Unit], new: list[Unit]) -> tuple[frozenset[str], fro
                 and not (_has_method(old, u.owner, u.names[0]) and _has_method(new, u.owner, u.names[0]))
             ):
                 return None
-            names.add(u.owner)
+            if not u.dead:
+                names.add(u.owner)
     return frozenset(names), frozenset(defs)
 
 
