@@ -111,6 +111,13 @@ def test_a_def_the_next_def_rebinds_at_once_rebinds_no_name(
     assert rebinds(OVERLOADED, OVERLOADED.replace(old, new, 1)) == (frozenset(names), frozenset(defs))
 
 
+def test_a_def_whose_next_def_has_a_decorator_tia_does_not_know_binds_its_name() -> None:
+    # Some overloading libraries find the earlier def through the caller's frame.
+    source = OVERLOADED.replace("def get(x, default=None):", "@register\ndef get(x, default=None):")
+    changed = source.replace("@overload\ndef get(x: str)", "def get(x: str)")
+    assert rebinds(source, changed) == (frozenset({"get"}), frozenset({"get"}))
+
+
 def test_a_def_with_a_statement_before_the_next_one_binds_its_name() -> None:
     # `ALIAS` keeps what the second stub bound: `@overload` gave it the dummy, now the stub.
     source = OVERLOADED.replace("def get(x: str) -> str: ...\n", "def get(x: str) -> str: ...\nALIAS = get\n")

@@ -123,8 +123,9 @@ class Unit(FrozenValue):
         risks: fingerprints of the parts of what it runs at import time that may raise
             (see `_Risks`); empty for a unit that is not pure.
         dead: a def whose binding nothing can see: the next statement of the same body
-            binds the name again, as a def that does not read it first (`_rebound_at_once`:
-            an ``@overload`` stub before the next one or the implementation).
+            binds the name again, as a pure def that does not read it first
+            (`_rebound_at_once`: an ``@overload`` stub before the next one or the
+            implementation).
     """
 
     __slots__ = ("dead", "fp", "kind", "names", "owner", "pure", "risks", "scope")
@@ -432,7 +433,12 @@ def units_of(
             found += (_fingerprint(ast.Tuple(elts=[ast.Constant(n) for n in binds(stmt)], ctx=ast.Load())),)
         if isinstance(stmt, FUNCTION_NODES):
             scope = f"{owner}.{stmt.name}" if owner else stmt.name
-            dead = _rebound_at_once(stmt, following, purity.postponed)
+            # A decorator tia does not know may look the name up (through the caller's frame).
+            dead = (
+                isinstance(following, FUNCTION_NODES)
+                and purity.function(following)
+                and _rebound_at_once(stmt, following, purity.postponed)
+            )
             return Unit("def", owner, fp(stmt), (stmt.name,), pure, scope, found, dead)
         return Unit("stmt", owner, fp(stmt), binds(stmt), pure, "", found)
 
