@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zipfile
+
 import pytest
 
 from tests.conftest import ALL_SAMPLE_TESTS, PYPROJECT_WITH_TESTS, GitProject, clean_env
@@ -158,6 +160,33 @@ def test_an_overload_stub_s_decorator_selects_nothing(project: GitProject) -> No
     # The implementation's own line still counts.
     project.replace("pkg/twice.py", "def twice(x):", "def twice(x, times=2):")
     assert set(project.select()) == {"tests/test_twice.py::test_twice"}
+
+
+def _zip_module(project: GitProject, body: str) -> None:
+    with zipfile.ZipFile(project.path / "tests/mods.zip", "w") as archive:
+        archive.writestr("zipped.py", body)
+
+
+def test_code_imported_from_an_archive_depends_on_the_archive(project: GitProject) -> None:
+    # The archive's members are no files of the work tree: what ran from them counts as a
+    # read of the archive, for every test that ran it, imported first or not.
+    _zip_module(project, "def answer():\n    return 42\n")
+    project.write(
+        "tests/test_zipped.py",
+        "import sys\nfrom pathlib import Path\n\n"
+        "sys.path.insert(0, str(Path(__file__).parent / 'mods.zip'))\n\n\n"
+        "def test_first():\n    import zipped\n\n    assert zipped.answer() == 42\n\n\n"
+        "def test_second():\n    import zipped\n\n    assert zipped.answer() == 42\n",
+    )
+    project.commit("an archive")
+    assert project.run().rc == 0
+    assert project.select() == {}
+    _zip_module(project, "def answer():\n    return 41\n")
+    assert set(project.select()) == {"tests/test_zipped.py::test_first", "tests/test_zipped.py::test_second"}
+    result = project.run()
+    assert result.failed() == {"tests/test_zipped.py::test_first", "tests/test_zipped.py::test_second"}, (
+        result
+    )
 
 
 TOKENS = {

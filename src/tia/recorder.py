@@ -103,6 +103,7 @@ class Recorder:
         # context's files, thousands of times for the same few paths.
         self._relatives: dict[str, str | None] = {}
         self._files: dict[str, str | None] = {}  # co_filename -> `_repository_file`
+        self._archives: dict[str, str | None] = {}  # path -> `_archive_of`
         self.interrupted_by: str | None = None
         self._omit = [
             f"{root}/.tia/*",
@@ -185,16 +186,24 @@ class Recorder:
         """context -> repository-relative path -> groups of executed line numbers.
 
         A group the engine saw in several contexts (a code object's lines) is one object
-        in each, so that what is worked out from a group can be worked out once."""
+        in each, so that what is worked out from a group can be worked out once.  Code
+        imported from an archive of the repository (``pkg.zip/mod.py``) is no file of the
+        work tree: the archive counts as read, in `file_reads`, by the context that ran it
+        (call `reads` after this)."""
         out: LineGroups = {}
         for ctx, files in self._engine_lines().items():
             target: dict[str, list[Collection[int]]] | None = None
             for filename, groups in files.items():
                 rel = self._relative(filename)
-                if rel is not None:
-                    if target is None:
-                        target = out.setdefault(ctx, {})
-                    target.setdefault(rel, []).extend(groups)
+                if rel is None:
+                    continue
+                archive = self._archive_of(filename)
+                if archive is not None:
+                    self.file_reads.setdefault(ctx, set()).add(archive)
+                    continue
+                if target is None:
+                    target = out.setdefault(ctx, {})
+                target.setdefault(rel, []).extend(groups)
         subs = sorted(Path(self._subdir).glob("sub.*"))
         if subs:
             import coverage
@@ -208,7 +217,10 @@ class Recorder:
                 for ctx, files in _groups_by_context(sub).items():
                     for filename, groups in files.items():
                         rel = self._relative(filename)
-                        if rel is not None:
+                        archive = self._archive_of(filename) if rel is not None else None
+                        if archive is not None:
+                            self.file_reads.setdefault(ctx, set()).add(archive)
+                        elif rel is not None:
                             out.setdefault(ctx, {}).setdefault(rel, []).extend(groups)
         shutil.rmtree(self._subdir, ignore_errors=True)
         return out
@@ -221,6 +233,24 @@ class Recorder:
         rel = Path(path[len(self._prefix) :]).as_posix() if path.startswith(self._prefix) else None
         self._relatives[path] = rel
         return rel
+
+    def _archive_of(self, path: str) -> str | None:
+        """The archive a path inside the repository names a member of, when the path is
+        no file but a file is above it: ``/repo/tests/pkg.zip/mod.py`` -> its ``pkg.zip``."""
+        try:
+            return self._archives[path]
+        except KeyError:
+            pass
+        found = None
+        if not os.path.isfile(path):
+            above = os.path.dirname(path)
+            while len(above) + 1 > len(self._prefix) and not os.path.isdir(above):
+                if os.path.isfile(above):
+                    found = above
+                    break
+                above = os.path.dirname(above)
+        self._archives[path] = found
+        return found
 
     def reads(self) -> dict[str, set[str]]:
         """context -> repository-relative paths of files opened for reading."""
