@@ -433,12 +433,7 @@ def units_of(
             found += (_fingerprint(ast.Tuple(elts=[ast.Constant(n) for n in binds(stmt)], ctx=ast.Load())),)
         if isinstance(stmt, FUNCTION_NODES):
             scope = f"{owner}.{stmt.name}" if owner else stmt.name
-            # A decorator tia does not know may look the name up (through the caller's frame).
-            dead = (
-                isinstance(following, FUNCTION_NODES)
-                and purity.function(following)
-                and _rebound_at_once(stmt, following, purity.postponed)
-            )
+            dead = _rebound_at_once(stmt, following, purity)
             return Unit("def", owner, fp(stmt), (stmt.name,), pure, scope, found, dead)
         return Unit("stmt", owner, fp(stmt), binds(stmt), pure, "", found)
 
@@ -475,22 +470,21 @@ def _with_next(body: list[ast.stmt]) -> Iterator[tuple[ast.stmt, ast.stmt | None
 
 
 def _rebound_at_once(
-    stmt: ast.FunctionDef | ast.AsyncFunctionDef, following: ast.stmt | None, postponed: bool
+    stmt: ast.FunctionDef | ast.AsyncFunctionDef, following: ast.stmt | None, purity: Purity
 ) -> bool:
-    """Whether the def `following`, the statement right after the def `stmt` in the same
-    body, binds the same name again without reading it first: in its decorators, defaults
-    or annotations (unless `postponed`).  Then nothing can see what `stmt` bound, and a
-    change to it that only rebinds its name changes no binding anyone reads: removing
-    ``@overload`` from a stub, or adding one.  (``@total.setter`` reads the name.)"""
+    """Whether `following`, the statement right after the def `stmt` in the same body, is
+    a pure def that binds the same name again without reading it first: in its
+    decorators, defaults or evaluated annotations.  Then nothing can see what `stmt`
+    bound, and a change to it that only rebinds its name changes no binding anyone
+    reads: removing ``@overload`` from a stub, or adding one.  (``@total.setter`` reads
+    the name; a decorator tia does not know may look it up through the caller's frame.)"""
     if not isinstance(following, FUNCTION_NODES) or following.name != stmt.name:
         return False
-    args = following.args
-    evaluated: list[ast.expr] = [*following.decorator_list, *args.defaults, *filter(None, args.kw_defaults)]
-    if not postponed:
-        every = [*args.posonlyargs, *args.args, *args.kwonlyargs, *filter(None, (args.vararg, args.kwarg))]
-        evaluated += [a.annotation for a in every if a.annotation is not None]
-        evaluated += [following.returns] if following.returns is not None else []
-    return not any(isinstance(n, ast.Name) and n.id == stmt.name for e in evaluated for n in ast.walk(e))
+    evaluated = [*following.decorator_list, *defaults(following.args)]
+    if not purity.postponed:
+        evaluated += annotations(following)
+    read = any(isinstance(n, ast.Name) and n.id == stmt.name for e in evaluated for n in ast.walk(e))
+    return not read and purity.function(following)
 
 
 # Names a module, or a class body, has before any of its statements runs.

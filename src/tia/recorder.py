@@ -194,16 +194,11 @@ class Recorder:
         for ctx, files in self._engine_lines().items():
             target: dict[str, list[Collection[int]]] | None = None
             for filename, groups in files.items():
-                rel = self._relative(filename)
-                if rel is None:
-                    continue
-                archive = self._archive_of(filename)
-                if archive is not None:
-                    self.file_reads.setdefault(ctx, set()).add(archive)
-                    continue
-                if target is None:
-                    target = out.setdefault(ctx, {})
-                target.setdefault(rel, []).extend(groups)
+                rel = self._work_tree_path(ctx, filename)
+                if rel is not None:
+                    if target is None:
+                        target = out.setdefault(ctx, {})
+                    target.setdefault(rel, []).extend(groups)
         subs = sorted(Path(self._subdir).glob("sub.*"))
         if subs:
             import coverage
@@ -216,11 +211,8 @@ class Recorder:
                     continue
                 for ctx, files in _groups_by_context(sub).items():
                     for filename, groups in files.items():
-                        rel = self._relative(filename)
-                        archive = self._archive_of(filename) if rel is not None else None
-                        if archive is not None:
-                            self.file_reads.setdefault(ctx, set()).add(archive)
-                        elif rel is not None:
+                        rel = self._work_tree_path(ctx, filename)
+                        if rel is not None:
                             out.setdefault(ctx, {}).setdefault(rel, []).extend(groups)
         shutil.rmtree(self._subdir, ignore_errors=True)
         return out
@@ -233,6 +225,16 @@ class Recorder:
         rel = Path(path[len(self._prefix) :]).as_posix() if path.startswith(self._prefix) else None
         self._relatives[path] = rel
         return rel
+
+    def _work_tree_path(self, ctx: str, filename: str) -> str | None:
+        """The repository-relative path of a file code ran from in `ctx`; None outside the
+        repository, or for a member of an archive, which `ctx` then counts as having read."""
+        rel = self._relative(filename)
+        archive = self._archive_of(filename) if rel is not None else None
+        if archive is None:
+            return rel
+        self.file_reads.setdefault(ctx, set()).add(archive)
+        return None
 
     def _archive_of(self, path: str) -> str | None:
         """The archive a path inside the repository names a member of, when the path is
