@@ -4,8 +4,9 @@ The project below has code that runs at import time (constants, class bodies,
 defaults, decorators, a registry, a re-export), at collection time (parametrize
 arguments, ``pytest_generate_tests``, a conftest hook), in fixtures of every scope
 (session, package, module, class, autouse), in a data file, a thread, a
-subprocess and multiprocessing children (forked and spawned), and module state
-one test's call leaves for the tests after it.  It is mapped
+subprocess and multiprocessing children (forked and spawned), module state
+one test's call leaves for the tests after it, and a cache one test fills for the
+tests after it.  It is mapped
 once; each case then makes one edit, and the ground truth is plain pytest on
 the edited project: every test it fails must be among
 the tests ``tia run`` runs, committed (``--since main``) and uncommitted (changes
@@ -497,6 +498,33 @@ PROJECT = {
         def test_greet():  # never runs deactivate: greets in what the last test left
             assert locale.greet() == "hello"
         """,
+    # jmespath's parser: a class-level cache keeps what the first test parsed.
+    "app/parse.py": """
+        class Parser:
+            _CACHE = {}
+
+            def parse(self, text):
+                kept = self._CACHE.get(text)
+                if kept is not None:
+                    return kept
+                result = self._CACHE[text] = tokens(text)
+                return result
+
+
+        def tokens(text):
+            return text.split("+")
+        """,
+    "tests/test_parse.py": """
+        from app.parse import Parser
+
+
+        def test_parse():
+            assert Parser().parse("a+b") == ["a", "b"]
+
+
+        def test_parse_again():  # gets what test_parse kept: never runs tokens()
+            assert Parser().parse("a+b") == ["a", "b"]
+        """,
     "app/exts/__init__.py": "",
     "app/exts/alpha.py": """
         def value():
@@ -559,6 +587,7 @@ CASES: dict[str, dict[str, tuple[str | None, str | None]]] = {
     "code that imported a module another test uses": {
         "app/loader.py": ('importlib.import_module("app.exts." + name)', "None")
     },
+    "code whose result a hand-written cache keeps": {"app/parse.py": ('split("+")', 'split("-")')},
     "deleted module": {"app/settings.py": (None, None)},
     "renamed module": {"app/workers.py -> app/jobs.py": (None, None)},
     "new test": {
@@ -640,7 +669,7 @@ def blind(mapped_blind: tuple[GitProject, Path, set[str]]) -> Iterator[GitProjec
 def test_the_project_passes_before_any_edit(mapped_blind: tuple[GitProject, Path, set[str]]) -> None:
     project, _, ran = mapped_blind
     assert pytest_truth(project) == set()
-    assert len(ran) == 39
+    assert len(ran) == 41
 
 
 @pytest.mark.parametrize(

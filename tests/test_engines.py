@@ -20,8 +20,9 @@ needs_monitoring = pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.mo
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "shop"
 
 # Beyond the sample: a generator started in one test and resumed in another, a thread,
-# a subprocess, a session fixture, a class-scoped fixture, a decorated function, and two
-# files whose functions compile to equal code objects (equal name, line and body).
+# a subprocess, a session fixture, a class-scoped fixture, a decorated function, two
+# files whose functions compile to equal code objects (equal name, line and body), and a
+# hand-written cache that one test fills, the next finds filled, and a third fills again.
 TWIN = """
     def same():
         return 1
@@ -79,6 +80,35 @@ EXTRAS = {
         def in_subprocess():
             code = "import pkg.consts; print(pkg.consts.FACTOR)"
             return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+        """,
+    "pkg/kept.py": """
+        _KEPT = {}
+
+
+        def kept(key):
+            if key in _KEPT:
+                return _KEPT[key]
+            _KEPT[key] = value = make(key)
+            return value
+
+
+        def make(key):
+            return key * 2
+        """,
+    "tests/test_kept.py": """
+        from pkg.kept import kept
+
+
+        def test_fills():
+            assert kept(1) == 2
+
+
+        def test_finds():
+            assert kept(1) == 2
+
+
+        def test_fills_another():
+            assert kept(2) == 4
         """,
     "tests/test_flow.py": """
         import pytest
@@ -156,6 +186,12 @@ def test_both_engines_record_the_same_dependencies(source: str, tmp_path: Path) 
         assert "double" in deps["tests/test_flow.py::test_thread"]["pkg/flow.py"]
         assert "pkg/consts.py" in deps["tests/test_flow.py::test_subprocess"]
         assert deps["tests/test_twins.py::test_b"]["pkg/twin_b.py"] == frozenset({"same"})
+        # The first call fills the cache, the second finds what it kept, a new key fills it.
+        filled = {"kept", "make", "<fills kept>"}
+        assert deps["tests/test_kept.py::test_fills"]["pkg/kept.py"] == filled
+        assert deps["tests/test_kept.py::test_finds"]["pkg/kept.py"] == {"kept"}
+        assert deps["tests/test_kept.py::test_fills_another"]["pkg/kept.py"] == filled
+        assert by_coverage[1]["memos"] == {"pkg/kept.py": ["kept"]}
         assert "same" not in deps["tests/test_twins.py::test_b"].get("pkg/twin_a.py", ())
 
 

@@ -15,6 +15,11 @@ The plugin adds one more kind, from the recorder's `importers`:
   first imported the module at ``<path>``; every test that depends on that module
   depends on them too (it may use the module only because they imported it).
 
+A test or fixture context that ran a line filling a hand-written cache (`tia.memos`)
+also gets the marker ``<fills SCOPE>`` among its scopes in the memo's file: it ran
+the code whose result the cache keeps for later tests.  Collection, ``S`` and ``I:``
+contexts get none: what ran while modules were imported counts as import-time code.
+
 `reduce_run` folds these into one `Deps` per test and the run's `RunFacts`.
 This module is pure: the plugin hands it what the recorder saw.
 """
@@ -24,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from tia.memos import FILLS, filled, memo_of
 from tia.records import TEXT, Deps, RunFacts
 from tia.scopes import FileIndex
 from tia.values import FrozenValue
@@ -59,6 +65,11 @@ class TestPlan(FrozenValue):
 ScopesByContext = dict[str, dict[str, set[str]]]
 
 
+def fills_count(ctx: str) -> bool:
+    """Whether a context's fills of a hand-written cache count: a test's or a fixture's."""
+    return ctx.startswith((TEST, FIXTURE))
+
+
 def scopes_by_context(
     lines: LineGroups,
     reads: dict[str, set[str]],
@@ -66,6 +77,8 @@ def scopes_by_context(
 ) -> ScopesByContext:
     """Turn executed lines into function scopes, and add the files each context read."""
     tables: dict[str, list[str | None]] = {}
+    # path -> line -> the memo whose cache that line fills, for files with memos.
+    fill_lines: dict[str, dict[int, str]] = {}
     # path -> group -> its scopes, for the monitoring engine's groups: a code object's lines,
     # one frozenset met in many contexts (tens of thousands of times at a map of click).
     # Keyed by value, not id(), which raises an audit event tia's own hook receives; equal
@@ -80,6 +93,11 @@ def scopes_by_context(
                 index = index_of(path)
                 table = tables[path] = index.line_scopes() if index and not index.error else []
                 reduced[path] = {}
+                fill_lines[path] = {
+                    line: filled(scope)
+                    for scope, lines in ((index.memos or {}) if index else {}).items()
+                    for line in lines
+                }
             size = len(table)
             cache = reduced[path]
             names: set[str | None] = set()
@@ -88,8 +106,11 @@ def scopes_by_context(
                     scopes = cache.get(group)
                     if scopes is None:
                         scopes = cache[group] = {table[line] for line in group if line < size}
-                else:  # the coverage engine's lines, each group met once
+                else:  # lines that ran, each group met once: the coverage engine's
                     scopes = {table[line] for line in group if line < size}
+                    fills = fill_lines[path]
+                    if fills and fills_count(ctx):
+                        scopes |= {fills[line] for line in group if line in fills}
                 names |= scopes
             names.discard(None)
             target.setdefault(path, set()).update(names)  # type: ignore[arg-type]
@@ -137,8 +158,14 @@ def reduce_run(
         }
     session: Deps = {}
     import_time: dict[str, set[str]] = {}
+    memos: dict[str, set[str]] = {}
     for ctx, files in by_context.items():
-        if ctx == SESSION:
+        if fills_count(ctx):
+            for path, scopes in files.items():
+                for scope in scopes:
+                    if scope.startswith(FILLS):
+                        memos.setdefault(path, set()).add(memo_of(scope) or scope)
+        elif ctx == SESSION:
             for path, scopes in files.items():
                 if scopes:
                     session[path] = (blob_of(path), frozenset(scopes))
@@ -150,5 +177,6 @@ def reduce_run(
         session=session,
         import_time={p: frozenset(s) for p, s in import_time.items()},
         reads={p: frozenset(s) for p, s in openers.items() if s},
+        memos={p: frozenset(s) for p, s in memos.items()},
     )
     return deps_by_test, facts

@@ -194,6 +194,65 @@ def _outcome(phases: dict[str, pytest.TestReport]) -> str:
     return "passed"
 
 
+class _FileIndexes:
+    """The index of each file this run executed, by path, made at most once: the map's
+    own index of that content when it has one (a lookup rather than a parse), else one
+    made here, which the results hand back (`indexes`) for the map to keep.  The
+    monitoring engine asks for a file's hand-written caches while tests run
+    (`memo_lines`); the reduction to scopes asks for every file at the end."""
+
+    def __init__(self, root: Path, cache: str | None) -> None:
+        from tia.store import IndexReader
+
+        self.root = root
+        self.blobs: dict[str, str] = {}
+        self.indexes: dict[str, Any] = {}  # blob id -> the FileIndex made here
+        self._by_path: dict[str, Any] = {}
+        self._stored = IndexReader(Path(cache)) if cache else None
+
+    def _read(self, path: str) -> bytes | None:
+        try:
+            return (self.root / path).read_bytes()
+        except OSError:
+            return None
+
+    def index_of(self, path: str) -> Any:
+        """The `tia.scopes.FileIndex` of the file at `path` (relative), or None if it is gone."""
+        if path in self._by_path:
+            return self._by_path[path]
+        from tia.gitrepo import blob_id
+
+        content = self._read(path)
+        index = None
+        if content is not None:
+            sha = self.blobs[path] = blob_id(content)
+            index = self._stored.get(sha) if self._stored is not None else None
+            if index is None:
+                from tia.scopes import index_source
+
+                index = self.indexes[sha] = index_source(content, path)
+        self._by_path[path] = index
+        return index
+
+    def blob_of(self, path: str) -> str:
+        if path not in self.blobs:
+            from tia.gitrepo import blob_id
+
+            content = self._read(path)
+            self.blobs[path] = blob_id(content) if content is not None else "?"
+        return self.blobs[path]
+
+    def memo_lines(self, path: str) -> dict[str, frozenset[int]]:
+        """The fill lines of each hand-written cache of a file (`tia.memos`), by scope."""
+        index = self.index_of(path)
+        memos = index.memos if index is not None and not index.error else None
+        return {scope: frozenset(lines) for scope, lines in (memos or {}).items()}
+
+    def close(self) -> None:
+        if self._stored is not None:
+            self._stored.close()
+
+
 class TiaSession:
     """One pytest session under tia.
 
@@ -210,6 +269,7 @@ class TiaSession:
         self.controller = controller
         self.driver = driver
         self.recorder: Any = None
+        self.files: _FileIndexes | None = None
         self.imported: Any = None
         self.loaded: dict[str, frozenset[str]] = {}
         self.phases: dict[str, dict[str, pytest.TestReport]] = {}
@@ -237,7 +297,9 @@ class TiaSession:
         except ValueError:
             known = None  # tia read none, or not in its shape: read them here, when first needed
         self.imported = ImportedDistributions(known)
+        files = self.files = _FileIndexes(self.root, self.plan.get("cache"))
         self.recorder = make_recorder(self.plan.get("engine", "coverage"), self.root, IMPORT_CONTEXTS)
+        self.recorder.memo_lines = files.memo_lines
         self.recorder.start()
 
     def _switch(self, context: str) -> str | None:
@@ -406,62 +468,30 @@ class TiaSession:
         }
         if self.recorder is None:
             return local if self.selected is not None else {}
-        from tia.gitrepo import blob_id
         from tia.mapping import IMPORTED, reduce_run, scopes_by_context
-        from tia.scopes import FileIndex, index_source
-        from tia.store import IndexReader
 
+        files = self.files
+        assert files is not None  # made with the recorder
         self.recorder.stop()
         if self.recorder.interrupted_by:
             _warn(f"this run's dependencies were not recorded: {self.recorder.interrupted_by}")
             return local
-        blobs: dict[str, str] = {}
-        indexes: dict[str, FileIndex] = {}
-        stored = IndexReader(Path(self.plan["cache"])) if self.plan.get("cache") else None
-
-        def read(path: str) -> bytes | None:
-            try:
-                return (self.root / path).read_bytes()
-            except OSError:
-                return None
-
-        def index_of(path: str) -> FileIndex | None:
-            content = read(path)
-            if content is None:
-                return None
-            sha = blob_id(content)
-            blobs[path] = sha
-            # The map's index of this very content, when it has one: the same index, at the
-            # cost of a lookup rather than a parse (and the map needs no copy of it).
-            known = stored.get(sha) if stored is not None else None
-            if known is not None:
-                return known
-            indexes[sha] = index_source(content, path)
-            return indexes[sha]
-
-        def blob_of(path: str) -> str:
-            if path not in blobs:
-                content = read(path)
-                blobs[path] = blob_id(content) if content is not None else "?"
-            return blobs[path]
-
         try:
             lines = self.recorder.lines()
             for module, importers in self.recorder.importers().items():
                 lines[IMPORTED + module] = importers
-            by_context = scopes_by_context(lines, self.recorder.reads(), index_of)
+            by_context = scopes_by_context(lines, self.recorder.reads(), files.index_of)
         finally:
-            if stored is not None:
-                stored.close()
-        deps, facts = reduce_run(by_context, self.test_plans.values(), self.recorder.openers(), blob_of)
+            files.close()
+        deps, facts = reduce_run(by_context, self.test_plans.values(), self.recorder.openers(), files.blob_of)
         from tia.records import deps_to_json
 
         local.update(self._imported_distributions())
         local.update(
             deps={nodeid: deps_to_json(d) for nodeid, d in deps.items()},
             facts=facts.to_json(),
-            blobs=blobs,
-            indexes={sha: index.to_json() for sha, index in indexes.items()},
+            blobs=files.blobs,
+            indexes={sha: index.to_json() for sha, index in files.indexes.items()},
         )
         return local
 

@@ -105,6 +105,9 @@ class Recorder:
         self._files: dict[str, str | None] = {}  # co_filename -> `_repository_file`
         self._archives: dict[str, str | None] = {}  # path -> `_archive_of`
         self.interrupted_by: str | None = None
+        # A file's hand-written caches (`tia.memos`): scope -> fill lines, by repository-
+        # relative path.  The plugin sets it; the monitoring engine watches those lines.
+        self.memo_lines: Callable[[str], dict[str, frozenset[int]]] = lambda path: {}
         self._omit = [
             f"{root}/.tia/*",
             f"{root}/.git/*",
@@ -546,6 +549,13 @@ class MonitoringRecorder(Recorder):
 
     Attributes (besides `Recorder`'s):
         entered: context -> the repository's code objects that started or resumed in it.
+        filled: context -> (code object, line) of the lines of hand-written caches'
+            code objects (`tia.memos`) that ran in it, the first time in the context.
+
+    A cache's code object gets ``LINE`` events too, so that a context that ran one of
+    its fill lines says so.  The events are set once the next switch finds the code
+    object is a cache's; the context the process first called it in, which filled the
+    empty cache unless import-time code did, counts as having run its fill lines.
 
     Code objects are never told apart by equality (two functions with the same name,
     line and body in different files compare equal), nor by `id`, which raises an audit
@@ -569,6 +579,13 @@ class MonitoringRecorder(Recorder):
         self._armed: list[CodeType] = []
         self._tools: tuple[int, int] | None = None
         self._events = 0  # PY_START | PY_RESUME, once started (sys.monitoring is 3.12+)
+        self.filled: dict[str, list[tuple[CodeType, int]]] = {}
+        self._lines_run: list[tuple[CodeType, int]] = []  # since the last switch
+        # The caches' code objects, and each one's fill lines by `_LINES_KEY`.
+        self._memo_codes: list[CodeType] = []
+        self._fill_lines: dict[tuple[str, int, bytes], frozenset[int]] = {}
+        self._memos_by_file: dict[str, dict[str, frozenset[int]]] = {}
+        self._classified = 0  # how many of `_armed` were checked for being a cache's
 
     def _start_engine(self) -> None:
         """Two tools: *discover*, on every code object, fires once per code object in the
@@ -597,6 +614,7 @@ class MonitoringRecorder(Recorder):
             monitoring.use_tool_id(tool, "tia")
             monitoring.register_callback(tool, events.PY_START, callback)
             monitoring.register_callback(tool, events.PY_RESUME, callback)
+        monitoring.register_callback(record, events.LINE, self._on_line)
         monitoring.set_events(discover, self._events)
 
     def _on_new_code(self, code: CodeType, offset: int) -> Any:
@@ -613,7 +631,12 @@ class MonitoringRecorder(Recorder):
         self._current.append(code)
         return sys.monitoring.DISABLE  # type: ignore[attr-defined]
 
+    def _on_line(self, code: CodeType, line: int) -> Any:
+        self._lines_run.append((code, line))
+        return sys.monitoring.DISABLE  # type: ignore[attr-defined]
+
     def _switch_engine(self, context: str) -> None:
+        closing = self._label
         hit = self._file_current(context)
         if self._tools is None:
             return
@@ -624,20 +647,48 @@ class MonitoringRecorder(Recorder):
             # callback disabled (3.12 and 3.13), for this tool only.
             set_local_events(record, code, 0)
             set_local_events(record, code, events)
+        self._find_memos(closing)
+        line = sys.monitoring.events.LINE  # type: ignore[attr-defined]
+        for code in self._memo_codes:  # a handful: re-armed whether or not they ran
+            set_local_events(record, code, 0)
+            set_local_events(record, code, events | line)
+
+    def _find_memos(self, context: str) -> None:
+        """Check the code objects first met since the last switch, all in `context`, for
+        being a hand-written cache's; count `context` as having filled each one found."""
+        for code in self._armed[self._classified :]:
+            path = self._files[code.co_filename]  # known: `_on_new_code` looked it up
+            rel = self._relative(path) if path is not None else None
+            if rel is None or self._archive_of(path) is not None:  # type: ignore[arg-type]
+                continue
+            memos = self._memos_by_file.get(rel)
+            if memos is None:
+                memos = self._memos_by_file[rel] = self.memo_lines(rel)
+            lines = memos.get(code.co_qualname)
+            if lines:
+                self._memo_codes.append(code)
+                self._fill_lines[_LINES_KEY(code)] = lines
+                self.filled.setdefault(context, []).extend((code, n) for n in lines)
+        self._classified = len(self._armed)
 
     def _file_current(self, context: str) -> list[CodeType]:
-        """File the code objects entered since the last switch under its context, and
-        start `context`'s; return them."""
+        """File the code objects entered and the caches' lines run since the last switch
+        under its context, and start `context`'s; return the code objects."""
         hit, self._current = self._current, []
         if hit:
             self.entered.setdefault(self._label, []).extend(hit)
+        if self._lines_run:
+            self.filled.setdefault(self._label, []).extend(self._lines_run)
+            self._lines_run = []
         self._label = context
         return hit
 
     def _stop_engine(self) -> None:
+        closing = self._label
         self._file_current("")
         if self._tools is None:
             return
+        self._find_memos(closing)
         monitoring = sys.monitoring  # type: ignore[attr-defined]
         discover, record = self._tools
         self._tools = None
@@ -648,6 +699,7 @@ class MonitoringRecorder(Recorder):
             monitoring.register_callback(tool, monitoring.events.PY_START, None)
             monitoring.register_callback(tool, monitoring.events.PY_RESUME, None)
             monitoring.free_tool_id(tool)
+        monitoring.register_callback(record, monitoring.events.LINE, None)
 
     def _engine_lines(self) -> dict[str, dict[str, list[Collection[int]]]]:
         # _LINES_KEY -> the code objects' file and lines, one frozenset shared by every
@@ -665,6 +717,12 @@ class MonitoringRecorder(Recorder):
                 files.setdefault(found[0], []).append(found[1])
             if files:
                 out[ctx] = files
+        for ctx, lines in self.filled.items():
+            # As lines that ran, in a list of their own: each is a cache's fill line.
+            for code, line in lines:
+                if line in self._fill_lines.get(_LINES_KEY(code), ()):
+                    path = self._files[code.co_filename]
+                    out.setdefault(ctx, {}).setdefault(path, []).append([line])  # type: ignore[arg-type]
         return out
 
 

@@ -327,33 +327,42 @@ class RunFacts(Value):
             tests collected; a change there acts like a change to the file's
             module scope, since every importer saw its effect.
         reads: Python file -> data files it read while being imported.
+        memos: Python file -> its hand-written caches (`tia.memos`) that a test or
+            fixture filled; kept across runs, since a run that finds a cache filled
+            by nobody (it ran none of its tests) proves nothing about it.
     """
 
-    __slots__ = ("import_time", "reads", "session")
+    __slots__ = ("import_time", "memos", "reads", "session")
 
     def __init__(
         self,
         session: Deps | None = None,
         import_time: dict[str, frozenset[str]] | None = None,
         reads: dict[str, frozenset[str]] | None = None,
+        memos: dict[str, frozenset[str]] | None = None,
     ) -> None:
         self.session = {} if session is None else session
         self.import_time = {} if import_time is None else import_time
         self.reads = {} if reads is None else reads
+        self.memos = {} if memos is None else memos
 
     def merge(self, newer: RunFacts) -> None:
-        """Fold a newer run's facts in: a file seen again is replaced, others are kept."""
+        """Fold a newer run's facts in: a file seen again is replaced, others are kept;
+        the caches filled add up."""
         self.session.update(newer.session)
         for path, scopes in newer.import_time.items():
             self.import_time[path] = scopes
         for path, data in newer.reads.items():
             self.reads[path] = data
+        for path, scopes in newer.memos.items():
+            self.memos[path] = self.memos.get(path, frozenset()) | scopes
 
     def to_json(self) -> dict[str, Any]:
         return {
             "session": deps_to_json(self.session),
             "import_time": {p: sorted(s) for p, s in sorted(self.import_time.items())},
             "reads": {p: sorted(s) for p, s in sorted(self.reads.items())},
+            "memos": {p: sorted(s) for p, s in sorted(self.memos.items())},
         }
 
     @classmethod
@@ -375,4 +384,5 @@ class RunFacts(Value):
             session=deps_from_json(data.get("session", {})),
             import_time=path_sets(data.get("import_time", {})),
             reads=path_sets(data.get("reads", {})),
+            memos=path_sets(data.get("memos", {})),
         )

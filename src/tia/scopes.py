@@ -62,6 +62,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from tia.bindings import UNITS_VERSION, Unit, changed_names, defaults, parameters, units_of
+from tia.memos import memo_fills
 from tia.values import FrozenValue
 
 # Names that mean something to Python or pytest just by being defined, so that a
@@ -106,6 +107,9 @@ class FileIndex(FrozenValue):
         state: function scope -> the module-level names its body writes shared state
             through (see the module docstring), for the scopes that write any;
             ``None`` in an index written before tia kept them.
+        memos: function scope -> the lines of the statements that fill its cache, for
+            the functions that keep results in a long-lived container
+            (`tia.memos`); ``None`` in an index written before tia kept them.
     """
 
     __slots__ = (
@@ -114,6 +118,7 @@ class FileIndex(FrozenValue):
         "error",
         "free_defs",
         "imports",
+        "memos",
         "module",
         "scopes",
         "spans",
@@ -133,6 +138,7 @@ class FileIndex(FrozenValue):
         error: str | None = None,
         units: list[Unit] | None = None,
         state: dict[str, list[str]] | None = None,
+        memos: dict[str, list[int]] | None = None,
     ) -> None:
         self.module = module
         self.scopes = {} if scopes is None else scopes
@@ -144,6 +150,7 @@ class FileIndex(FrozenValue):
         self.error = error
         self.units = units
         self.state = state
+        self.memos = memos
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -157,6 +164,7 @@ class FileIndex(FrozenValue):
             "error": self.error,
             "units": None if self.units is None else [UNITS_VERSION, [u.to_json() for u in self.units]],
             "state": self.state,
+            "memos": self.memos,
         }
 
     @classmethod
@@ -211,6 +219,15 @@ class FileIndex(FrozenValue):
             )
         ):
             raise ValueError("malformed file index: state")
+        memos = data.get("memos")
+        if memos is not None and not (
+            isinstance(memos, dict)
+            and all(
+                isinstance(k, str) and isinstance(v, list) and all(type(n) is int and n > 0 for n in v)
+                for k, v in memos.items()
+            )
+        ):
+            raise ValueError("malformed file index: memos")
         return cls(
             module=module,
             scopes=scopes,
@@ -222,6 +239,7 @@ class FileIndex(FrozenValue):
             error=error,
             units=units,
             state=state,
+            memos=memos,
         )
 
     def line_scopes(self) -> list[str | None]:
@@ -441,6 +459,7 @@ def index_source(source: str | bytes, filename: str = "<unknown>") -> FileIndex:
         dynamic_imports=dynamic,
         units=units_of(tree, lambda stmt: fingerprint(_stubbed_dump([stmt])), nodes),
         state=state,
+        memos=memo_fills(tree, shared),
     )
 
 

@@ -355,6 +355,8 @@ def _structural(
             dependents=dependents,
             narrow=narrow,
         )
+    if d.scopes and facts.memos:
+        _kept_results(sel, source=source, path=path, d=d, facts=facts, dependents=dependents)
     if posixpath.basename(path) == "conftest.py":
         hooks = {s for s in d.scopes if s.startswith("pytest_") and "." not in s}
         if module_level or hooks:
@@ -428,6 +430,41 @@ def _shared_state(
         scope=writer,
         prefix=writes + "; ",
     )
+
+
+def _kept_results(
+    sel: Selection,
+    *,
+    source: ChangeSource,
+    path: str,
+    d: FileDiff,
+    facts: RunFacts,
+    dependents: Callable[[str], Deps],
+) -> None:
+    """Select, for changed functions that ran while a test filled a hand-written cache
+    (`tia.memos`), every test that ran the function keeping that cache: a later test
+    that runs it gets the kept result and runs none of the code that made it."""
+    from tia.memos import filled
+
+    ran = {nodeid: hit for nodeid, (_, scopes) in dependents(path).items() if (hit := scopes & d.scopes)}
+    if not ran:
+        return
+    for memo_path, memos in sorted(facts.memos.items()):
+        deps = dependents(memo_path)
+        for memo in sorted(memos):
+            marker = filled(memo)
+            filler = next((n for n in sorted(ran) if n in deps and marker in deps[n][1]), None)
+            if filler is None:
+                continue
+            reason = Reason(
+                source.rule,
+                path,
+                sorted(ran[filler])[0],
+                f"ran while {filler} filled the cache {memo_path}::{memo} keeps",
+            )
+            for nodeid, (_, scopes) in deps.items():
+                if memo in scopes and nodeid in source.tests:
+                    sel.add(nodeid, reason)
 
 
 def _governed(

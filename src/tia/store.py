@@ -238,15 +238,17 @@ class IndexReader:
     def __init__(self, directory: Path) -> None:
         self._db = directory / "cache.db"
         self._con: sqlite3.Connection | None = None
+        self._pid = 0
 
     def get(self, sha: str) -> FileIndex | None:
         from tia.scopes import FileIndex
 
         try:
-            if self._con is None:
+            if self._con is None or self._pid != os.getpid():
+                # A forked child opens its own: SQLite's connections do not survive a fork.
                 if not self._db.is_file():
                     return None
-                self._con = _connect(self._db, "ro")
+                self._con, self._pid = _connect(self._db, "ro"), os.getpid()
             row = self._con.execute(
                 "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1", ("index:" + sha,)
             ).fetchone()
@@ -255,9 +257,9 @@ class IndexReader:
             return None
 
     def close(self) -> None:
-        if self._con is not None:
+        if self._con is not None and self._pid == os.getpid():
             self._con.close()
-            self._con = None
+        self._con = None
 
 
 class Lock:
