@@ -586,17 +586,19 @@ def test_a_schema_2_map_gets_its_roster_built_from_its_summaries(cache_dir, warn
     store.close()
 
 
-def test_a_schema_3_map_loses_its_file_indexes_and_keeps_the_rest(cache_dir, warnings):
+@pytest.mark.parametrize(("schema", "lacking"), [(3, "state"), (4, "memos")])
+def test_an_older_map_loses_its_file_indexes_and_keeps_the_rest(cache_dir, warnings, schema, lacking):
     from tia.scopes import index_source
 
     records = random_records(random.Random(7), [f"tests/test_{i % 3}.py::test_{i}" for i in range(6)])
     store = Store(cache_dir, Warnings()).open()
     write_sample(store, tests=records)
-    # What tia of schema 3 left: indexes that do not say what shared state a function writes.
+    # What an older tia left: indexes that do not say what shared state a function writes
+    # (schema 3), or which functions keep a hand-written cache (4).
     old = index_source("X = {}\n\ndef f():\n    X[1] = 2\n").to_json()
-    del old["state"]
+    del old[lacking]
     store.cache.set("index:" + "a" * 40, old)
-    store.cache.set("meta", {**store.meta(), "schema": 3})
+    store.cache.set("meta", {**store.meta(), "schema": schema})
     roster = store.roster()
     store.close()
 

@@ -441,30 +441,39 @@ def _kept_results(
     facts: RunFacts,
     dependents: Callable[[str], Deps],
 ) -> None:
-    """Select, for changed functions that ran while a test filled a hand-written cache
-    (`tia.memos`), every test that ran the function keeping that cache: a later test
-    that runs it gets the kept result and runs none of the code that made it."""
+    """Select, for a changed function that ran only while its tests filled a hand-written
+    cache (`tia.memos`), every test that ran the function keeping that cache: a later test
+    that runs it gets the kept result and runs none of the code that made it.
+
+    Of the tests that ran the cache's function, those that ran the changed one must all
+    have filled the cache: code that such a test ran without filling it (a compiler run
+    on every template, beside the lexer a cache keeps) is not what the cache keeps."""
     from tia.memos import filled
 
-    ran = {nodeid: hit for nodeid, (_, scopes) in dependents(path).items() if (hit := scopes & d.scopes)}
+    ran: dict[str, set[str]] = {}  # changed scope -> the tests that ran it
+    for nodeid, (_, scopes) in dependents(path).items():
+        for scope in scopes & d.scopes:
+            ran.setdefault(scope, set()).add(nodeid)
     if not ran:
         return
     for memo_path, memos in sorted(facts.memos.items()):
         deps = dependents(memo_path)
         for memo in sorted(memos):
             marker = filled(memo)
-            filler = next((n for n in sorted(ran) if n in deps and marker in deps[n][1]), None)
-            if filler is None:
-                continue
-            reason = Reason(
-                source.rule,
-                path,
-                sorted(ran[filler])[0],
-                f"ran while {filler} filled the cache {memo_path}::{memo} keeps",
-            )
-            for nodeid, (_, scopes) in deps.items():
-                if memo in scopes and nodeid in source.tests:
+            users = {n for n, (_, scopes) in deps.items() if memo in scopes}
+            for scope, tests in sorted(ran.items()):
+                fillers = {n for n in tests & users if marker in deps[n][1]}
+                if not fillers or fillers != tests & users:
+                    continue
+                reason = Reason(
+                    source.rule,
+                    path,
+                    scope,
+                    f"ran while {min(fillers)} filled the cache {memo_path}::{memo} keeps",
+                )
+                for nodeid in sorted(users & source.tests):
                     sel.add(nodeid, reason)
+                break
 
 
 def _governed(

@@ -81,7 +81,7 @@ if TYPE_CHECKING:
 
     from tia.scopes import FileIndex  # loads when an index is read: a run with nothing to do reads none
 
-SCHEMA = 4
+SCHEMA = 5
 ENV = "env"
 QUIET = "quiet"
 SUMMARY = "tests:"
@@ -252,7 +252,10 @@ class IndexReader:
             row = self._con.execute(
                 "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1", ("index:" + sha,)
             ).fetchone()
-            return None if row is None else FileIndex.from_json(_decode(*row))
+            index = None if row is None else FileIndex.from_json(_decode(*row))
+            # One that does not say which functions keep a cache (a map file an older tia
+            # exported) is made again here: the recording needs the caches' fill lines.
+            return index if index is not None and index.memos is not None else None
         except (sqlite3.Error, CorruptStoreError, ValueError):
             return None
 
@@ -890,8 +893,9 @@ class Store:
             raise self._write_error(exc) from exc
 
     def _drop_indexes(self) -> None:
-        """Delete the file indexes of a map of schema 3 or before (-> 4): they do not say
-        what shared state each function writes (`tia.scopes.FileIndex.state`).  Each is
+        """Delete the file indexes of a map of schema 4 or before (-> 5): they do not say
+        what shared state each function writes (`tia.scopes.FileIndex.state`, schema 4)
+        or which functions keep a hand-written cache (`FileIndex.memos`, 5).  Each is
         built again when a plan needs it, from the work tree or git; a version neither
         holds any more then counts as unknown, as its whole module changed."""
         try:
