@@ -163,7 +163,43 @@ def _fill_lines(
                     looked_up.add(text)
                 if role in ("store", "both"):
                     stores.setdefault(text, []).extend(range(first_line, last_line + 1))
-    return sorted({line for text, lines in stores.items() if text in looked_up for line in lines})
+    fills = {line for text, lines in stores.items() if text in looked_up for line in lines}
+    # The simple statements just before a fill in its block make what it stores
+    # (`result = self._do_parse(expression)`): a test in which they ran and raised
+    # before the store filled nothing, but ran the code a fill runs.
+    for block in _blocks(node.body):
+        for i, stmt in enumerate(block):
+            if stmt.lineno not in fills or not _simple(stmt):
+                continue
+            for before in reversed(block[:i]):
+                if not _simple(before) or any(
+                    long_lived(key) for n in _walk_statement(before) for key, _ in _container_uses(n)
+                ):
+                    break
+                fills.update(range(before.lineno, (before.end_lineno or before.lineno) + 1))
+    return sorted(fills)
+
+
+def _simple(stmt: ast.stmt) -> bool:
+    """Whether a statement holds no others (nor defines a function or class)."""
+    return not isinstance(stmt, (*_FUNCTION_NODES, ast.ClassDef)) and not any(
+        isinstance(c, _INNER) for c in ast.iter_child_nodes(stmt)
+    )
+
+
+def _blocks(body: list[ast.stmt]) -> Iterator[list[ast.stmt]]:
+    """A body and every block of statements inside it, not inside nested functions."""
+    yield body
+    for stmt in body:
+        if isinstance(stmt, (*_FUNCTION_NODES, ast.ClassDef)):
+            continue
+        for child in ast.iter_child_nodes(stmt):
+            if isinstance(child, (ast.excepthandler, ast.match_case)):
+                yield from _blocks(child.body)
+        for field in ("body", "orelse", "finalbody"):
+            inner = getattr(stmt, field, None)
+            if isinstance(inner, list) and inner and isinstance(inner[0], ast.stmt):
+                yield from _blocks(inner)
 
 
 def _container_uses(n: ast.AST) -> Iterator[tuple[ast.expr, str]]:

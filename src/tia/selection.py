@@ -14,8 +14,9 @@ The rules, each a `Reason.rule`:
   it executed or in its module scope; or a module scope changed in a file its
   test module, conftest files or package imports (statically or at import time);
   but a module-level change that only rebinds names selects instead the tests that
-  ran code reading them (`tia.names`); or a distribution it imported was upgraded,
-  downgraded or removed;
+  ran code reading them (`tia.names`); or a changed function ran, among the tests of
+  a hand-written cache, only in tests that filled it, and the test runs the cache
+  (`tia.memos`); or a distribution it imported was upgraded, downgraded or removed;
 * ``since``: the same against the merge-base of ``--since REF``;
 * ``failed``: it failed or errored last time;
 * ``all``: a file that configures the run changed, the interpreter changed, a
