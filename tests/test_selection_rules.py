@@ -485,24 +485,29 @@ def test_code_a_test_runs_in_a_python_subprocess_is_its_dependency(mapped: GitPr
 
 
 def test_verify_names_the_changed_dependency_of_a_missed_test(mapped: GitProject) -> None:
-    # A cache written by hand: `_compute` runs only in the first test that asks, so the
-    # second test depends on pkg/memo.py (it runs `lookup`) but was never seen running
+    # A cache on an instance that outlives the test (tia follows caches on modules and
+    # classes only): `_compute` runs only in the first test that asks, so the second
+    # test depends on pkg/memo.py (it runs `lookup`) but was never seen running
     # `_compute`. An edit of `_compute` misses it: a miss whose changed dependency
     # verify can name.
     mapped.write_all(
         {
             "pkg/memo.py": """
-                _CACHE = {}
-
-
                 def _compute(key):
                     return key * 2
 
 
-                def lookup(key):
-                    if key not in _CACHE:
-                        _CACHE[key] = _compute(key)
-                    return _CACHE[key]
+                class Memo:
+                    def __init__(self):
+                        self.kept = {}
+
+                    def lookup(self, key):
+                        if key not in self.kept:
+                            self.kept[key] = _compute(key)
+                        return self.kept[key]
+
+
+                lookup = Memo().lookup
             """,
             "tests/test_memo.py": """
                 from pkg.memo import lookup

@@ -442,13 +442,15 @@ def _kept_results(
     facts: RunFacts,
     dependents: Callable[[str], Deps],
 ) -> None:
-    """Select, for a changed function that ran only while its tests filled a hand-written
-    cache (`tia.memos`), every test that ran the function keeping that cache: a later test
-    that runs it gets the kept result and runs none of the code that made it.
+    """Select, for a changed function that ran as part of filling a hand-written cache
+    (`tia.memos`), every test that ran the function keeping that cache: a later test that
+    runs it gets the kept result and runs none of the code that made it.
 
-    Of the tests that ran the cache's function, those that ran the changed one must all
-    have filled the cache: code that such a test ran without filling it (a compiler run
-    on every template, beside the lexer a cache keeps) is not what the cache keeps."""
+    What ran as part of a fill is told from the tests, not from calls: a changed function
+    counts when the tests of the cache that ran it all filled it (code a test of the
+    cache runs without filling it, a compiler run on every template beside the lexer a
+    cache keeps, is not what the cache keeps), or when every test that filled the cache
+    ran it (a parser that a test also calls directly, beside the cache)."""
     from tia.memos import filled
 
     ran: dict[str, set[str]] = {}  # changed scope -> the tests that ran it
@@ -463,14 +465,14 @@ def _kept_results(
             marker = filled(memo)
             users = {n for n, (_, scopes) in deps.items() if memo in scopes}
             for scope, tests in sorted(ran.items()):
-                fillers = {n for n in tests & users if marker in deps[n][1]}
-                if not fillers or fillers != tests & users:
+                fillers = {n for n in users if marker in deps[n][1]}
+                if not fillers & tests or not (tests & users <= fillers or fillers <= tests):
                     continue
                 reason = Reason(
                     source.rule,
                     path,
                     scope,
-                    f"ran while {min(fillers)} filled the cache {memo_path}::{memo} keeps",
+                    f"ran while {min(fillers & tests)} filled the cache {memo_path}::{memo} keeps",
                 )
                 for nodeid in sorted(users & source.tests):
                     sel.add(nodeid, reason)
