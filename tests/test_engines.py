@@ -189,7 +189,7 @@ def test_both_engines_record_the_same_dependencies(source: str, tmp_path: Path) 
         # The first call fills the cache, the second finds what it kept, a new key fills it.
         filled = {"kept", "make", "<fills kept>"}
         assert deps["tests/test_kept.py::test_fills"]["pkg/kept.py"] == filled
-        assert deps["tests/test_kept.py::test_finds"]["pkg/kept.py"] == {"kept"}
+        assert deps["tests/test_kept.py::test_finds"]["pkg/kept.py"] == {"kept", "<hits kept>"}
         assert deps["tests/test_kept.py::test_fills_another"]["pkg/kept.py"] == filled
         assert by_coverage[1]["memos"] == {"pkg/kept.py": ["kept"]}
         assert "same" not in deps["tests/test_twins.py::test_b"].get("pkg/twin_a.py", ())

@@ -9,12 +9,13 @@ import pytest
 from tia.scopes import index_source
 
 
-def memos(source: str) -> dict[str, list[int]] | None:
+def memos(source: str) -> dict[str, list[list[int]]] | None:
     return index_source(textwrap.dedent(source)).memos
 
 
 def test_a_class_attribute_cache_fills_at_the_store_and_at_what_computes_it() -> None:
-    # jmespath's Parser.parse: a parse that raises before the store ran the parser too.
+    # jmespath's Parser.parse: a parse that raises before the store ran the parser too;
+    # the `return` under `if kept is not None` runs when the cache held the key.
     assert memos(
         """
         class Parser:
@@ -28,7 +29,7 @@ def test_a_class_attribute_cache_fills_at_the_store_and_at_what_computes_it() ->
                 self._CACHE[text] = result
                 return result
         """
-    ) == {"Parser.parse": [9, 10]}
+    ) == {"Parser.parse": [[9, 10], [8]]}
 
 
 def test_a_module_level_cache_and_a_metaclass_s_cache_are_memos() -> None:
@@ -53,7 +54,41 @@ def test_a_module_level_cache_and_a_metaclass_s_cache_are_memos() -> None:
                     cls.__instances.setdefault(key, cls.instance(key))
                 return cls.__instances[key]
         """
-    ) == {"get": [8], "Factory.__call__": [18]}
+    ) == {"get": [[8], []], "Factory.__call__": [[18], []]}
+
+
+def test_a_hit_is_an_if_that_returns_what_the_cache_held_before_the_fill() -> None:
+    assert memos(
+        """
+        CACHE = {}
+
+
+        def direct(key):
+            if key in CACHE:
+                note(key)
+                return CACHE[key]
+            CACHE[key] = make(key)
+            return CACHE[key]
+
+
+        def checked(key):
+            if key in CACHE:
+                log(key)  # no return: the call goes on to the fill
+            CACHE[key] = make(key)
+            return CACHE[key]
+
+
+        def elsewhere(key):
+            found = CACHE.get(key)
+            if found is not None:
+                return found
+            other = compute(key)
+            if other:
+                return other
+            CACHE[key] = value = make(key)
+            return value
+        """
+    ) == {"direct": [[9], [7, 8]], "checked": [[16], []], "elsewhere": [[27], []]}
 
 
 @pytest.mark.parametrize(

@@ -523,9 +523,11 @@ def test_from_json_fills_in_defaults_for_missing_optional_fields() -> None:
         {"module": "m", "state": {"f": "X"}},
         {"module": "m", "state": {"f": [1]}},
         {"module": "m", "memos": ["f"]},
-        {"module": "m", "memos": {"f": [0]}},
-        {"module": "m", "memos": {"f": ["3"]}},
-        {"module": "m", "memos": {"f": [True]}},
+        {"module": "m", "memos": {"f": [3]}},
+        {"module": "m", "memos": {"f": [[3]]}},
+        {"module": "m", "memos": {"f": [[0], []]}},
+        {"module": "m", "memos": {"f": [["3"], []]}},
+        {"module": "m", "memos": {"f": [[3], [True]]}},
     ],
 )
 def test_from_json_rejects_malformed_data_with_value_error(data: object) -> None:

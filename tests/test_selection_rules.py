@@ -189,6 +189,64 @@ def test_code_imported_from_an_archive_depends_on_the_archive(project: GitProjec
     )
 
 
+def test_code_that_ran_where_a_cache_was_filled_selects_the_tests_that_found_it_filled(
+    project: GitProject,
+) -> None:
+    # test_fill fills the cache for "x" and runs `helper`, test_find finds "x" kept,
+    # test_other fills it for "y" only: never getting a result another test made, it
+    # is not selected for a change to code it did not run.
+    project.write_all(
+        {
+            "pyproject.toml": PYPROJECT_WITH_TESTS,
+            "pkg/__init__.py": "",
+            "pkg/kept.py": """
+                _KEPT = {}
+
+
+                def kept(key):
+                    if key in _KEPT:
+                        return _KEPT[key]
+                    _KEPT[key] = value = make(key)
+                    return value
+
+
+                def make(key):
+                    return key * 2
+
+
+                def helper():
+                    return 1
+            """,
+            "tests/test_kept.py": """
+                from pkg.kept import helper, kept
+
+
+                def test_fill():
+                    assert kept("x") == "xx"
+                    assert helper() == 1
+
+
+                def test_find():
+                    assert kept("x") == "xx"
+
+
+                def test_other():
+                    assert kept("y") == "yy"
+            """,
+        }
+    )
+    project.commit("a cache")
+    assert project.run().rc == 0
+    project.replace("pkg/kept.py", "return 1", "return 2")
+    selected = project.select()
+    assert set(selected) == {"tests/test_kept.py::test_fill", "tests/test_kept.py::test_find"}
+    (reason,) = selected["tests/test_kept.py::test_find"]
+    assert reason["rule"] == "changed"
+    assert "filled the cache pkg/kept.py::kept keeps" in reason["detail"]
+    project.replace("pkg/kept.py", "return key * 2", "return key * 3")
+    assert set(project.select()) == {f"tests/test_kept.py::test_{name}" for name in ("fill", "find", "other")}
+
+
 TOKENS = {
     "pyproject.toml": PYPROJECT_WITH_TESTS,
     "pkg/__init__.py": "",

@@ -17,7 +17,8 @@ The plugin adds one more kind, from the recorder's `importers`:
 
 A test or fixture context that ran a line filling a hand-written cache (`tia.memos`)
 also gets the marker ``<fills SCOPE>`` among its scopes in the memo's file: it ran
-the code whose result the cache keeps for later tests.  Collection, ``S`` and ``I:``
+the code whose result the cache keeps for later tests; one that ran a line returning
+what the cache held gets ``<hits SCOPE>``.  Collection, ``S`` and ``I:``
 contexts get none: what ran while modules were imported counts as import-time code.
 
 `reduce_run` folds these into one `Deps` per test and the run's `RunFacts`.
@@ -29,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from tia.memos import FILLS, filled, memo_of
+from tia.memos import FILLS, filled, hit, memo_of
 from tia.records import TEXT, Deps, RunFacts
 from tia.scopes import FileIndex
 from tia.values import FrozenValue
@@ -94,8 +95,9 @@ def scopes_by_context(
                 table = tables[path] = index.line_scopes() if index and not index.error else []
                 reduced[path] = {}
                 fill_lines[path] = {
-                    line: filled(scope)
-                    for scope, lines in ((index.memos or {}) if index else {}).items()
+                    line: mark(scope)
+                    for scope, (fills, hits) in ((index.memos or {}) if index else {}).items()
+                    for lines, mark in ((fills, filled), (hits, hit))
                     for line in lines
                 }
             size = len(table)

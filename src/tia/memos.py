@@ -43,11 +43,12 @@ not a memo: most instances live for one test.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 _FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
 # The marker a context gets in a memo's file when it ran one of the memo's fill lines.
 FILLS = "<fills "
+HITS = "<hits "  # ... and when it ran one of the lines that return what the cache held
 _LOOKUPS = frozenset({"get", "setdefault", "__getitem__", "__contains__"})
 _STORES = frozenset({"setdefault", "update", "__setitem__"})
 _EMPTY = frozenset({"list", "dict", "set", "tuple", "object", "OrderedDict", "defaultdict", "deque"})
@@ -58,6 +59,11 @@ _INNER = (ast.stmt, ast.excepthandler, ast.match_case)
 def filled(scope: str) -> str:
     """The dependency that says a context filled `scope`'s cache: ``<fills Parser.parse>``."""
     return f"{FILLS}{scope}>"
+
+
+def hit(scope: str) -> str:
+    """The dependency that says a context found what `scope`'s cache held: ``<hits Parser.parse>``."""
+    return f"{HITS}{scope}>"
 
 
 def memo_of(marker: str) -> str | None:
@@ -82,17 +88,19 @@ class _Class:
         self.metaclass = bool(bases & metaclasses)
 
 
-def memo_fills(tree: ast.Module, shared: set[str]) -> dict[str, list[int]]:
-    """Each memo of the module, by qualified name, with the lines of its fill statements.
+def memo_fills(tree: ast.Module, shared: set[str]) -> dict[str, list[list[int]]]:
+    """Each memo of the module, by qualified name, with the lines of its fill statements
+    and those of its hit: the body of an ``if`` that returns what the cache held (empty
+    when the code has no such statement).
 
     `shared` are the names the module binds other than by importing; a name a
     function assigns or takes as a parameter is its own unless declared ``global``."""
     out: dict[str, list[int]] = {}
     metaclasses = {"type", "ABCMeta", "EnumMeta", "EnumType"}
     for qualname, node, owner in _functions(tree.body, [], None, metaclasses):
-        lines = _fill_lines(node, shared, owner)
-        if lines:
-            out[qualname] = lines
+        fills, hits = _fill_lines(node, shared, owner)
+        if fills:
+            out[qualname] = [fills, hits]
     return out
 
 
@@ -120,7 +128,7 @@ def _functions(
 
 def _fill_lines(
     node: ast.FunctionDef | ast.AsyncFunctionDef, shared: set[str], owner: _Class | None
-) -> list[int]:
+) -> tuple[list[int], list[int]]:
     args = [*node.args.posonlyargs, *node.args.args]
     decorators = {d.id for d in node.decorator_list if isinstance(d, ast.Name)}
     first = args[0].arg if args and owner is not None and "staticmethod" not in decorators else None
@@ -164,6 +172,13 @@ def _fill_lines(
                 if role in ("store", "both"):
                     stores.setdefault(text, []).extend(range(first_line, last_line + 1))
     fills = {line for text, lines in stores.items() if text in looked_up for line in lines}
+    if not fills:
+        return [], []
+
+    def looks_up(stmt: ast.AST) -> bool:
+        return any(long_lived(key) for n in _walk_statement(stmt) for key, _ in _container_uses(n))
+
+    hits: set[int] = set()
     # The simple statements just before a fill in its block make what it stores
     # (`result = self._do_parse(expression)`): a test in which they ran and raised
     # before the store filled nothing, but ran the code a fill runs.
@@ -171,13 +186,40 @@ def _fill_lines(
         for i, stmt in enumerate(block):
             if stmt.lineno not in fills or not _simple(stmt):
                 continue
-            for before in reversed(block[:i]):
-                if not _simple(before) or any(
-                    long_lived(key) for n in _walk_statement(before) for key, _ in _container_uses(n)
-                ):
-                    break
-                fills.update(range(before.lineno, (before.end_lineno or before.lineno) + 1))
-    return sorted(fills)
+            j = i
+            while j > 0 and _simple(block[j - 1]) and not looks_up(block[j - 1]):
+                j -= 1
+                fills.update(_lines(block[j]))
+            if j > 0 and _returns_a_hit(block[j - 1], block[: j - 1], looks_up, fills):
+                hits.update(line for inner in block[j - 1].body for line in _lines(inner))  # type: ignore[attr-defined]
+    return sorted(fills), sorted(hits)
+
+
+def _returns_a_hit(
+    stmt: ast.stmt, earlier: list[ast.stmt], looks_up: Callable[[ast.AST], bool], fills: set[int]
+) -> bool:
+    """Whether `stmt`, which a call passes on its way to a fill, is ``if <found>: ...
+    return``: its body runs exactly when the cache held the key, and ends the call.
+    ``<found>`` looks the cache up (``key in CACHE``) or reads a name an earlier
+    statement of the block set from a lookup (``cached = CACHE.get(key)``)."""
+    if not isinstance(stmt, ast.If) or stmt.orelse or not isinstance(stmt.body[-1], ast.Return):
+        return False
+    if any(line in fills for inner in stmt.body for line in _lines(inner)):
+        return False
+    if looks_up(ast.Expr(stmt.test)):
+        return True
+    found = {
+        target.id
+        for before in earlier
+        if isinstance(before, ast.Assign) and looks_up(before)
+        for target in before.targets
+        if isinstance(target, ast.Name)
+    }
+    return any(isinstance(n, ast.Name) and n.id in found for n in ast.walk(stmt.test))
+
+
+def _lines(stmt: ast.stmt) -> range:
+    return range(stmt.lineno, (stmt.end_lineno or stmt.lineno) + 1)
 
 
 def _simple(stmt: ast.stmt) -> bool:

@@ -242,11 +242,11 @@ class _FileIndexes:
             self.blobs[path] = blob_id(content) if content is not None else "?"
         return self.blobs[path]
 
-    def memo_lines(self, path: str) -> dict[str, frozenset[int]]:
-        """The fill lines of each hand-written cache of a file (`tia.memos`), by scope."""
+    def memo_lines(self, path: str) -> dict[str, tuple[frozenset[int], frozenset[int]]]:
+        """The fill and hit lines of each hand-written cache of a file (`tia.memos`), by scope."""
         index = self.index_of(path)
         memos = index.memos if index is not None and not index.error else None
-        return {scope: frozenset(lines) for scope, lines in (memos or {}).items()}
+        return {scope: (frozenset(fills), frozenset(hits)) for scope, (fills, hits) in (memos or {}).items()}
 
     def close(self) -> None:
         if self._stored is not None:

@@ -105,9 +105,9 @@ class Recorder:
         self._files: dict[str, str | None] = {}  # co_filename -> `_repository_file`
         self._archives: dict[str, str | None] = {}  # path -> `_archive_of`
         self.interrupted_by: str | None = None
-        # A file's hand-written caches (`tia.memos`): scope -> fill lines, by repository-
-        # relative path.  The plugin sets it; the monitoring engine watches those lines.
-        self.memo_lines: Callable[[str], dict[str, frozenset[int]]] = lambda path: {}
+        # A file's hand-written caches (`tia.memos`): scope -> (fill lines, hit lines), by
+        # repository-relative path.  The plugin sets it; the monitoring engine watches those lines.
+        self.memo_lines: Callable[[str], dict[str, tuple[frozenset[int], frozenset[int]]]] = lambda path: {}
         self._omit = [
             f"{root}/.tia/*",
             f"{root}/.git/*",
@@ -553,7 +553,7 @@ class MonitoringRecorder(Recorder):
             code objects (`tia.memos`) that ran in it, the first time in the context.
 
     A cache's code object gets ``LINE`` events too, so that a context that ran one of
-    its fill lines says so.  The events are set once the next switch finds the code
+    its fill or hit lines says so.  The events are set once the next switch finds the code
     object is a cache's; the context the process first called it in, which filled the
     empty cache unless import-time code did, counts as having run its fill lines.
 
@@ -581,10 +581,10 @@ class MonitoringRecorder(Recorder):
         self._events = 0  # PY_START | PY_RESUME, once started (sys.monitoring is 3.12+)
         self.filled: dict[str, list[tuple[CodeType, int]]] = {}
         self._lines_run: list[tuple[CodeType, int]] = []  # since the last switch
-        # The caches' code objects, and each one's fill lines by `_LINES_KEY`.
+        # The caches' code objects, and each one's fill and hit lines by `_LINES_KEY`.
         self._memo_codes: list[CodeType] = []
         self._fill_lines: dict[tuple[str, int, bytes], frozenset[int]] = {}
-        self._memos_by_file: dict[str, dict[str, frozenset[int]]] = {}
+        self._memos_by_file: dict[str, dict[str, tuple[frozenset[int], frozenset[int]]]] = {}
         self._classified = 0  # how many of `_armed` were checked for being a cache's
 
     def _start_engine(self) -> None:
@@ -666,9 +666,10 @@ class MonitoringRecorder(Recorder):
                 memos = self._memos_by_file[rel] = self.memo_lines(rel)
             lines = memos.get(code.co_qualname)
             if lines:
+                fills, hits = lines
                 self._memo_codes.append(code)
-                self._fill_lines[_LINES_KEY(code)] = lines
-                self.filled.setdefault(context, []).extend((code, n) for n in lines)
+                self._fill_lines[_LINES_KEY(code)] = fills | hits
+                self.filled.setdefault(context, []).extend((code, n) for n in fills)
         self._classified = len(self._armed)
 
     def _file_current(self, context: str) -> list[CodeType]:
@@ -718,7 +719,7 @@ class MonitoringRecorder(Recorder):
             if files:
                 out[ctx] = files
         for ctx, lines in self.filled.items():
-            # As lines that ran, in a list of their own: each is a cache's fill line.
+            # As lines that ran, in a list of their own: each is a cache's fill or hit line.
             for code, line in lines:
                 if line in self._fill_lines.get(_LINES_KEY(code), ()):
                     path = self._files[code.co_filename]

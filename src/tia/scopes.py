@@ -107,9 +107,10 @@ class FileIndex(FrozenValue):
         state: function scope -> the module-level names its body writes shared state
             through (see the module docstring), for the scopes that write any;
             ``None`` in an index written before tia kept them.
-        memos: function scope -> the lines of the statements that fill its cache, for
-            the functions that keep results in a long-lived container
-            (`tia.memos`); ``None`` in an index written before tia kept them.
+        memos: function scope -> [the lines of the statements that fill its cache,
+            the lines that return what it held], for the functions that keep results
+            in a long-lived container (`tia.memos`); ``None`` in an index written
+            before tia kept them.
     """
 
     __slots__ = (
@@ -138,7 +139,7 @@ class FileIndex(FrozenValue):
         error: str | None = None,
         units: list[Unit] | None = None,
         state: dict[str, list[str]] | None = None,
-        memos: dict[str, list[int]] | None = None,
+        memos: dict[str, list[list[int]]] | None = None,
     ) -> None:
         self.module = module
         self.scopes = {} if scopes is None else scopes
@@ -223,7 +224,12 @@ class FileIndex(FrozenValue):
         if memos is not None and not (
             isinstance(memos, dict)
             and all(
-                isinstance(k, str) and isinstance(v, list) and all(type(n) is int and n > 0 for n in v)
+                isinstance(k, str)
+                and isinstance(v, list)
+                and len(v) == 2
+                and all(
+                    isinstance(lines, list) and all(type(n) is int and n > 0 for n in lines) for lines in v
+                )
                 for k, v in memos.items()
             )
         ):
@@ -251,6 +257,10 @@ class FileIndex(FrozenValue):
             for line in range(start, end + 1):
                 table[line] = name
         return table
+
+
+def _is_line(value: Any) -> bool:
+    return type(value) is int and value > 0
 
 
 def _is_str_map(value: Any) -> bool:

@@ -450,8 +450,10 @@ def _kept_results(
     counts when the tests of the cache that ran it all filled it (code a test of the
     cache runs without filling it, a compiler run on every template beside the lexer a
     cache keeps, is not what the cache keeps), or when every test that filled the cache
-    ran it (a parser that a test also calls directly, beside the cache)."""
-    from tia.memos import filled
+    ran it (a parser that a test also calls directly, beside the cache).  Of the cache's
+    tests, those that ran a line returning what it held, or never filled it, are
+    selected; all of them when no test ran such a line."""
+    from tia.memos import filled, hit
 
     ran: dict[str, set[str]] = {}  # changed scope -> the tests that ran it
     for nodeid, (_, scopes) in dependents(path).items():
@@ -462,10 +464,15 @@ def _kept_results(
     for memo_path, memos in sorted(facts.memos.items()):
         deps = dependents(memo_path)
         for memo in sorted(memos):
-            marker = filled(memo)
+            marker, found = filled(memo), hit(memo)
             users = {n for n, (_, scopes) in deps.items() if memo in scopes}
+            fillers = {n for n in users if marker in deps[n][1]}
+            # A test gets what a cache held where it ran a line that returns it: when the
+            # cache has such lines (some test ran one), the tests that ran none of them,
+            # and filled, never got a result another test made.
+            hitters = {n for n in users if found in deps[n][1]}
+            readers = hitters | (users - fillers) if hitters else users
             for scope, tests in sorted(ran.items()):
-                fillers = {n for n in users if marker in deps[n][1]}
                 if not fillers & tests or not (tests & users <= fillers or fillers <= tests):
                     continue
                 reason = Reason(
@@ -474,7 +481,7 @@ def _kept_results(
                     scope,
                     f"ran while {min(fillers & tests)} filled the cache {memo_path}::{memo} keeps",
                 )
-                for nodeid in sorted(users & source.tests):
+                for nodeid in sorted(readers & source.tests):
                     sel.add(nodeid, reason)
                 break
 
