@@ -43,6 +43,7 @@ not a memo: most instances live for one test.
 from __future__ import annotations
 
 import ast
+import bisect
 from collections.abc import Callable, Iterator
 
 _FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -52,6 +53,12 @@ HITS = "<hits "  # ... and when it ran one of the lines that return what the cac
 _LOOKUPS = frozenset({"get", "setdefault", "__getitem__", "__contains__"})
 _STORES = frozenset({"setdefault", "update", "__setitem__"})
 _EMPTY = frozenset({"list", "dict", "set", "tuple", "object", "OrderedDict", "defaultdict", "deque"})
+# The statements that hold others, other than defs and classes.
+_COMPOUND = tuple(
+    getattr(ast, name)
+    for name in ("If", "For", "AsyncFor", "While", "With", "AsyncWith", "Try", "TryStar", "Match")
+    if hasattr(ast, name)  # TryStar: Python 3.11+
+)
 # What a compound statement holds besides its header.
 _INNER = (ast.stmt, ast.excepthandler, ast.match_case)
 
@@ -88,7 +95,9 @@ class _Class:
         self.metaclass = bool(bases & metaclasses)
 
 
-def memo_fills(tree: ast.Module, shared: set[str]) -> dict[str, list[list[int]]]:
+def memo_fills(
+    tree: ast.Module, shared: set[str], nodes: list[ast.AST] | None = None
+) -> dict[str, list[list[int]]]:
     """Each memo of the module, by qualified name, with the lines of its fill statements
     and those of its hit: the body of an ``if`` that returns what the cache held (empty
     when the code has no such statement).
@@ -97,7 +106,18 @@ def memo_fills(tree: ast.Module, shared: set[str]) -> dict[str, list[list[int]]]
     function assigns or takes as a parameter is its own unless declared ``global``."""
     out: dict[str, list[int]] = {}
     metaclasses = {"type", "ABCMeta", "EnumMeta", "EnumType"}
+    # Where anything is stored into a container: a function with none of these lines
+    # (most of them) needs no closer look.  `nodes`: all of the tree's, if walked already.
+    stores = sorted(
+        n.lineno
+        for n in (ast.walk(tree) if nodes is None else nodes)
+        if isinstance(n, (ast.Subscript, ast.Call))
+        and any(role != "lookup" for _, role in _container_uses(n))
+    )
     for qualname, node, owner in _functions(tree.body, [], None, metaclasses):
+        first = bisect.bisect_left(stores, node.lineno)
+        if first == len(stores) or stores[first] > (node.end_lineno or node.lineno):
+            continue
         fills, hits = _fill_lines(node, shared, owner)
         if fills:
             out[qualname] = [fills, hits]
@@ -118,7 +138,7 @@ def _functions(
             if cls.metaclass:
                 metaclasses.add(stmt.name)
             yield from _functions(stmt.body, [*prefix, stmt.name], cls, metaclasses)
-        elif not isinstance(stmt, (ast.Import, ast.ImportFrom)):
+        elif isinstance(stmt, _COMPOUND):
             for inner in ast.iter_child_nodes(stmt):
                 if isinstance(inner, ast.stmt):
                     yield from _functions([inner], prefix, owner, metaclasses)

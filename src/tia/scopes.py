@@ -469,7 +469,7 @@ def index_source(source: str | bytes, filename: str = "<unknown>") -> FileIndex:
         dynamic_imports=dynamic,
         units=units_of(tree, lambda stmt: fingerprint(_stubbed_dump([stmt])), nodes),
         state=state,
-        memos=memo_fills(tree, shared),
+        memos=memo_fills(tree, shared, nodes),
     )
 
 
