@@ -198,8 +198,8 @@ class _FileIndexes:
     """The index of each file this run executed, by path, made at most once: the map's
     own index of that content when it has one (a lookup rather than a parse), else one
     made here, which the results hand back (`indexes`) for the map to keep.  The
-    monitoring engine asks for a file's hand-written caches while tests run
-    (`memo_lines`); the reduction to scopes asks for every file at the end."""
+    reduction to scopes asks for every file at the end; the monitoring engine asks for
+    the hand-written caches of a few while tests run (`memo_lines`)."""
 
     def __init__(self, root: Path, cache: str | None) -> None:
         from tia.store import IndexReader
@@ -243,9 +243,29 @@ class _FileIndexes:
         return self.blobs[path]
 
     def memo_lines(self, path: str) -> dict[str, tuple[frozenset[int], frozenset[int]]]:
-        """The fill and hit lines of each hand-written cache of a file (`tia.memos`), by scope."""
-        index = self.index_of(path)
-        memos = index.memos if index is not None and not index.error else None
+        """The fill and hit lines of each hand-written cache of a file (`tia.memos`), by scope.
+
+        Asked while tests run, when tia may still be storing the indexes of this run's
+        files: where the map has no index yet, only the caches are worked out here, and
+        the index is looked for again at the end (`index_of`)."""
+        if path in self._by_path:
+            index = self._by_path[path]
+            memos = index.memos if index is not None and not index.error else None
+        else:
+            from tia.gitrepo import blob_id
+
+            content = self._read(path)
+            if content is None:
+                return {}
+            sha = self.blobs[path] = blob_id(content)
+            index = self._stored.get(sha) if self._stored is not None else None
+            if index is not None:
+                self._by_path[path] = index
+                memos = index.memos if not index.error else None
+            else:
+                from tia.scopes import memos_of_source
+
+                memos = memos_of_source(content, path)
         return {scope: (frozenset(fills), frozenset(hits)) for scope, (fills, hits) in (memos or {}).items()}
 
     def close(self) -> None:

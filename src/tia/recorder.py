@@ -657,6 +657,8 @@ class MonitoringRecorder(Recorder):
         """Check the code objects first met since the last switch, all in `context`, for
         being a hand-written cache's; count `context` as having filled each one found."""
         for code in self._armed[self._classified :]:
+            if _STORE_SUBSCR not in code.co_code[::2] and _STORING_CALLS.isdisjoint(code.co_names):
+                continue  # it stores into no container: no cache's, and its file need not be read
             path = self._files[code.co_filename]  # known: `_on_new_code` looked it up
             rel = self._relative(path) if path is not None else None
             if rel is None or self._archive_of(path) is not None:  # type: ignore[arg-type]
@@ -754,6 +756,9 @@ def _body_lines(code: CodeType) -> frozenset[int]:
 
 
 _RESUME = dis.opmap.get("RESUME", -1)
+# How a cache's code object stores into its container (`tia.memos`): ``C[k] = v``, or a call.
+_STORE_SUBSCR = dis.opmap["STORE_SUBSCR"]
+_STORING_CALLS = frozenset({"setdefault", "update", "__setitem__"})
 
 
 def _after_resume(bytecode: bytes) -> int:
