@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from tia.memos import FILLS, filled, hit, memo_of
+from tia.memos import filled, hit, memo_of
 from tia.records import TEXT, Deps, RunFacts
 from tia.scopes import FileIndex
 from tia.values import FrozenValue
@@ -78,7 +78,8 @@ def scopes_by_context(
 ) -> ScopesByContext:
     """Turn executed lines into function scopes, and add the files each context read."""
     tables: dict[str, list[str | None]] = {}
-    # path -> line -> the memo whose cache that line fills, for files with memos.
+    # path -> line -> the marker of a line that fills a memo's cache or returns what it
+    # held (`tia.memos`), for files with memos.
     fill_lines: dict[str, dict[int, str]] = {}
     # path -> group -> its scopes, for the monitoring engine's groups: a code object's lines,
     # one frozenset met in many contexts (tens of thousands of times at a map of click).
@@ -165,8 +166,9 @@ def reduce_run(
         if fills_count(ctx):
             for path, scopes in files.items():
                 for scope in scopes:
-                    if scope.startswith(FILLS):
-                        memos.setdefault(path, set()).add(memo_of(scope) or scope)
+                    memo = memo_of(scope)
+                    if memo is not None:
+                        memos.setdefault(path, set()).add(memo)
         elif ctx == SESSION:
             for path, scopes in files.items():
                 if scopes:

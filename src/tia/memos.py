@@ -17,11 +17,15 @@ that parses a given expression; every later test that parses it gets the kept
 result and runs none of that code.  Per-test recording credits the code to the one
 test, yet a change to it changes what every test that runs ``parse`` sees.
 
-`memo_fills` finds such functions in a module (a *memo*) and the lines of the
-statements that fill their container (the *fill*).  The recorder marks each
-context that ran a fill line (`filled`): that context ran the code whose result
-the container keeps.  `tia.selection` then treats a changed function that ran in a
-context that filled a memo as a change every test that runs the memo may see.
+`memo_fills` finds such functions in a module (a *memo*), the lines of the
+statements that fill their container (the *fill*: the store, and the simple
+statements just before it that compute what it stores) and, where there is one,
+the body of the ``if`` that returns what the container held (the *hit*).  The
+recorder marks each context that ran a fill line (`filled`): that context ran the
+code whose result the container keeps; and each that ran a hit line (`hit`): that
+context got a kept result.  `tia.selection` then treats a changed function that
+ran, as far as the tests tell, as part of a fill as a change the tests that got a
+kept result may see.
 
 A memo's own body both looks up and stores into the same container, and the
 container outlives a call:
@@ -47,9 +51,10 @@ import bisect
 from collections.abc import Callable, Iterator
 
 _FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
-# The marker a context gets in a memo's file when it ran one of the memo's fill lines.
+# The markers a context gets in a memo's file when it ran one of the memo's fill lines,
+# and one of the lines that return what the cache held.
 FILLS = "<fills "
-HITS = "<hits "  # ... and when it ran one of the lines that return what the cache held
+HITS = "<hits "
 _LOOKUPS = frozenset({"get", "setdefault", "__getitem__", "__contains__"})
 _STORES = frozenset({"setdefault", "update", "__setitem__"})
 _EMPTY = frozenset({"list", "dict", "set", "tuple", "object", "OrderedDict", "defaultdict", "deque"})
@@ -83,7 +88,7 @@ class _Class:
     the class is a metaclass (its attributes through the first parameter are a class's)."""
 
     def __init__(self, node: ast.ClassDef, metaclasses: set[str]) -> None:
-        self.attributes = set()
+        self.attributes: set[str] = set()
         for stmt in node.body:
             if isinstance(stmt, (*_FUNCTION_NODES, ast.ClassDef)):
                 self.attributes.add(stmt.name)
@@ -104,7 +109,7 @@ def memo_fills(
 
     `shared` are the names the module binds other than by importing; a name a
     function assigns or takes as a parameter is its own unless declared ``global``."""
-    out: dict[str, list[int]] = {}
+    out: dict[str, list[list[int]]] = {}
     metaclasses = {"type", "ABCMeta", "EnumMeta", "EnumType"}
     # Where anything is stored into a container: a function with none of these lines
     # (most of them) needs no closer look.  `nodes`: all of the tree's, if walked already.
@@ -210,19 +215,20 @@ def _fill_lines(
             while j > 0 and _simple(block[j - 1]) and not looks_up(block[j - 1]):
                 j -= 1
                 fills.update(_lines(block[j]))
-            if j > 0 and _returns_a_hit(block[j - 1], block[: j - 1], looks_up, fills):
-                hits.update(line for inner in block[j - 1].body for line in _lines(inner))  # type: ignore[attr-defined]
+            guard = block[j - 1] if j > 0 else None
+            if isinstance(guard, ast.If) and _returns_a_hit(guard, block[: j - 1], looks_up, fills):
+                hits.update(line for inner in guard.body for line in _lines(inner))
     return sorted(fills), sorted(hits)
 
 
 def _returns_a_hit(
-    stmt: ast.stmt, earlier: list[ast.stmt], looks_up: Callable[[ast.AST], bool], fills: set[int]
+    stmt: ast.If, earlier: list[ast.stmt], looks_up: Callable[[ast.AST], bool], fills: set[int]
 ) -> bool:
     """Whether `stmt`, which a call passes on its way to a fill, is ``if <found>: ...
     return``: its body runs exactly when the cache held the key, and ends the call.
     ``<found>`` looks the cache up (``key in CACHE``) or reads a name an earlier
     statement of the block set from a lookup (``cached = CACHE.get(key)``)."""
-    if not isinstance(stmt, ast.If) or stmt.orelse or not isinstance(stmt.body[-1], ast.Return):
+    if stmt.orelse or not isinstance(stmt.body[-1], ast.Return):
         return False
     if any(line in fills for inner in stmt.body for line in _lines(inner)):
         return False

@@ -659,9 +659,10 @@ class MonitoringRecorder(Recorder):
         for code in self._armed[self._classified :]:
             if _STORE_SUBSCR not in code.co_code[::2] and _STORING_CALLS.isdisjoint(code.co_names):
                 continue  # it stores into no container: no cache's, and its file need not be read
-            path = self._files[code.co_filename]  # known: `_on_new_code` looked it up
-            rel = self._relative(path) if path is not None else None
-            if rel is None or self._archive_of(path) is not None:  # type: ignore[arg-type]
+            # Known, and in the repository: `_on_new_code` armed only such code objects.
+            path = self._files[code.co_filename] or ""
+            rel = self._relative(path)
+            if rel is None or self._archive_of(path) is not None:
                 continue
             memos = self._memos_by_file.get(rel)
             if memos is None:

@@ -14,9 +14,10 @@ The rules, each a `Reason.rule`:
   it executed or in its module scope; or a module scope changed in a file its
   test module, conftest files or package imports (statically or at import time);
   but a module-level change that only rebinds names selects instead the tests that
-  ran code reading them (`tia.names`); or a changed function ran, among the tests of
-  a hand-written cache, only in tests that filled it, and the test runs the cache
-  (`tia.memos`); or a distribution it imported was upgraded, downgraded or removed;
+  ran code reading them (`tia.names`); or a changed function ran, as far as the
+  tests tell, as part of filling a hand-written cache the test may have got a kept
+  result from (`tia.memos`); or a distribution it imported was upgraded, downgraded
+  or removed;
 * ``since``: the same against the merge-base of ``--since REF``;
 * ``failed``: it failed or errored last time;
 * ``all``: a file that configures the run changed, the interpreter changed, a
@@ -443,8 +444,8 @@ def _kept_results(
     dependents: Callable[[str], Deps],
 ) -> None:
     """Select, for a changed function that ran as part of filling a hand-written cache
-    (`tia.memos`), every test that ran the function keeping that cache: a later test that
-    runs it gets the kept result and runs none of the code that made it.
+    (`tia.memos`), the tests of that cache that may have got a kept result: such a test
+    runs none of the code that made it.
 
     What ran as part of a fill is told from the tests, not from calls: a changed function
     counts when the tests of the cache that ran it all filled it (code a test of the
