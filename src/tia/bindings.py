@@ -203,6 +203,37 @@ def parameters(args: ast.arguments) -> list[ast.arg]:
     return [a for a in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg] if a]
 
 
+def own_nodes(node: ast.FunctionDef | ast.AsyncFunctionDef) -> Iterator[ast.AST]:
+    """The nodes of a function's body that run when it runs: not nested functions' bodies."""
+    stack: list[ast.AST] = list(node.body)
+    while stack:
+        child = stack.pop()
+        yield child
+        if isinstance(child, FUNCTION_NODES):
+            stack.extend([*child.decorator_list, *defaults(child.args)])
+        else:
+            stack.extend(ast.iter_child_nodes(child))
+
+
+def module_names(
+    node: ast.FunctionDef | ast.AsyncFunctionDef, own: list[ast.AST], shared: set[str]
+) -> tuple[set[str], set[str]]:
+    """Of a function whose own nodes (`own_nodes`) are `own`: the names it declares
+    ``global``, and the names through which its body reaches the module's objects:
+    `shared` (what the module binds, imports aside) and those it declares, less its
+    parameters and locals.  A comprehension's variable is the comprehension's own."""
+    declared = {n for s in own if isinstance(s, ast.Global) for n in s.names}
+    params = {a.arg for a in parameters(node.args)}
+    inner = {id(t) for c in own if isinstance(c, ast.comprehension) for t in ast.walk(c.target)}
+    stored = {
+        n.id
+        for n in own
+        if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load) and id(n) not in inner
+    }
+    local = (params | stored) - declared
+    return declared, (shared | declared) - local
+
+
 def annotations(node: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.expr]:
     """A def's annotations, which it evaluates when it is made unless the module postpones them."""
     return [a for a in [*(p.annotation for p in parameters(node.args)), node.returns] if a is not None]

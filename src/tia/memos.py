@@ -50,7 +50,8 @@ import ast
 import bisect
 from collections.abc import Callable, Iterator
 
-_FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
+from tia.bindings import FUNCTION_NODES, module_names, own_nodes
+
 # The markers a context gets in a memo's file when it ran one of the memo's fill lines,
 # and one of the lines that return what the cache held.
 FILLS = "<fills "
@@ -90,7 +91,7 @@ class _Class:
     def __init__(self, node: ast.ClassDef, metaclasses: set[str]) -> None:
         self.attributes: set[str] = set()
         for stmt in node.body:
-            if isinstance(stmt, (*_FUNCTION_NODES, ast.ClassDef)):
+            if isinstance(stmt, (*FUNCTION_NODES, ast.ClassDef)):
                 self.attributes.add(stmt.name)
             elif not (isinstance(stmt, ast.AnnAssign) and stmt.value is None):  # binds nothing
                 for target in ast.walk(stmt):
@@ -135,7 +136,7 @@ def _functions(
     """Functions and methods with their qualified names (as `tia.scopes` names them, but
     for the ``#2`` of a repeated name, which a memo never has in practice) and class."""
     for stmt in body:
-        if isinstance(stmt, _FUNCTION_NODES):
+        if isinstance(stmt, FUNCTION_NODES):
             yield ".".join([*prefix, stmt.name]), stmt, owner
             yield from _functions(stmt.body, [*prefix, stmt.name, "<locals>"], None, metaclasses)
         elif isinstance(stmt, ast.ClassDef):
@@ -158,11 +159,7 @@ def _fill_lines(
     decorators = {d.id for d in node.decorator_list if isinstance(d, ast.Name)}
     first = args[0].arg if args and owner is not None and "staticmethod" not in decorators else None
     class_level = owner is not None and (owner.metaclass or "classmethod" in decorators)
-    own = list(_own_nodes(node.body))
-    declared = {n for s in own if isinstance(s, ast.Global) for n in s.names}
-    assigned = {n.id for n in own if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
-    local = ({a.arg for a in [*args, *node.args.kwonlyargs]} | assigned) - declared
-    globals_ = (shared | declared) - local
+    _, globals_ = module_names(node, list(own_nodes(node)), shared)
 
     def long_lived(expr: ast.expr) -> str | None:
         """`expr`'s text if it is a container that outlives the call, else None."""
@@ -250,7 +247,7 @@ def _lines(stmt: ast.stmt) -> range:
 
 def _simple(stmt: ast.stmt) -> bool:
     """Whether a statement holds no others (nor defines a function or class)."""
-    return not isinstance(stmt, (*_FUNCTION_NODES, ast.ClassDef)) and not any(
+    return not isinstance(stmt, (*FUNCTION_NODES, ast.ClassDef)) and not any(
         isinstance(c, _INNER) for c in ast.iter_child_nodes(stmt)
     )
 
@@ -259,7 +256,7 @@ def _blocks(body: list[ast.stmt]) -> Iterator[list[ast.stmt]]:
     """A body and every block of statements inside it, not inside nested functions."""
     yield body
     for stmt in body:
-        if isinstance(stmt, (*_FUNCTION_NODES, ast.ClassDef)):
+        if isinstance(stmt, (*FUNCTION_NODES, ast.ClassDef)):
             continue
         for child in ast.iter_child_nodes(stmt):
             if isinstance(child, (ast.excepthandler, ast.match_case)):
@@ -300,22 +297,12 @@ def _computed(values: list[ast.expr]) -> bool:
     )
 
 
-def _own_nodes(body: list[ast.stmt]) -> Iterator[ast.AST]:
-    """The nodes of a body that run when it runs: not nested functions' or classes' bodies."""
-    stack: list[ast.AST] = list(body)
-    while stack:
-        child = stack.pop()
-        yield child
-        if not isinstance(child, (*_FUNCTION_NODES, ast.ClassDef, ast.Lambda)):
-            stack.extend(ast.iter_child_nodes(child))
-
-
 def _simple_statements(body: list[ast.stmt]) -> Iterator[tuple[ast.stmt, int, int]]:
     """Each statement of a body with the lines to blame on it: all of a statement that
     holds no others; only the header of one that does (an ``if``'s test, a ``with``'s
     items), which runs whether or not its body does."""
     for stmt in body:
-        if isinstance(stmt, (*_FUNCTION_NODES, ast.ClassDef)):
+        if isinstance(stmt, (*FUNCTION_NODES, ast.ClassDef)):
             continue
         inner = [c for c in ast.iter_child_nodes(stmt) if isinstance(c, _INNER)]
         if not inner:

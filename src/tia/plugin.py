@@ -216,21 +216,25 @@ class _FileIndexes:
         except OSError:
             return None
 
+    def _stored_index(self, path: str) -> tuple[bytes | None, Any]:
+        """The file's content (None if it is gone), and the map's index of it, if any."""
+        from tia.gitrepo import blob_id
+
+        content = self._read(path)
+        if content is None:
+            return None, None
+        sha = self.blobs[path] = blob_id(content)
+        return content, self._stored.get(sha) if self._stored is not None else None
+
     def index_of(self, path: str) -> Any:
         """The `tia.scopes.FileIndex` of the file at `path` (relative), or None if it is gone."""
         if path in self._by_path:
             return self._by_path[path]
-        from tia.gitrepo import blob_id
+        content, index = self._stored_index(path)
+        if content is not None and index is None:
+            from tia.scopes import index_source
 
-        content = self._read(path)
-        index = None
-        if content is not None:
-            sha = self.blobs[path] = blob_id(content)
-            index = self._stored.get(sha) if self._stored is not None else None
-            if index is None:
-                from tia.scopes import index_source
-
-                index = self.indexes[sha] = index_source(content, path)
+            index = self.indexes[self.blobs[path]] = index_source(content, path)
         self._by_path[path] = index
         return index
 
@@ -249,23 +253,19 @@ class _FileIndexes:
         files: where the map has no index yet, only the caches are worked out here, and
         the index is looked for again at the end (`index_of`)."""
         if path in self._by_path:
-            index = self._by_path[path]
-            memos = index.memos if index is not None and not index.error else None
+            content, index = None, self._by_path[path]
         else:
-            from tia.gitrepo import blob_id
-
-            content = self._read(path)
-            if content is None:
-                return {}
-            sha = self.blobs[path] = blob_id(content)
-            index = self._stored.get(sha) if self._stored is not None else None
+            content, index = self._stored_index(path)
             if index is not None:
                 self._by_path[path] = index
-                memos = index.memos if not index.error else None
-            else:
-                from tia.scopes import memos_of_source
+        if index is not None:
+            memos = index.memos if not index.error else None
+        elif content is not None:
+            from tia.scopes import memos_of_source
 
-                memos = memos_of_source(content, path)
+            memos = memos_of_source(content, path)
+        else:
+            memos = None
         return {scope: (frozenset(fills), frozenset(hits)) for scope, (fills, hits) in (memos or {}).items()}
 
     def close(self) -> None:

@@ -61,7 +61,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from tia.bindings import UNITS_VERSION, Unit, changed_names, defaults, parameters, units_of
+from tia.bindings import (
+    UNITS_VERSION,
+    Unit,
+    changed_names,
+    module_names,
+    own_nodes,
+    units_of,
+)
 from tia.memos import memo_fills
 from tia.values import FrozenValue
 
@@ -227,9 +234,7 @@ class FileIndex(FrozenValue):
                 isinstance(k, str)
                 and isinstance(v, list)
                 and len(v) == 2
-                and all(
-                    isinstance(lines, list) and all(type(n) is int and n > 0 for n in lines) for lines in v
-                )
+                and all(isinstance(lines, list) and all(_is_line(n) for n in lines) for lines in v)
                 for k, v in memos.items()
             )
         ):
@@ -441,7 +446,7 @@ def _parse(source: str | bytes, filename: str) -> ast.Module:
 
 
 def memos_of_source(source: str | bytes, filename: str = "<unknown>") -> dict[str, list[list[int]]]:
-    """`FileIndex.memos` alone, for a file that does not parse none: what the recorder
+    """`FileIndex.memos` alone (none for a file that does not parse): what the recorder
     needs while tests run, at a fraction of the cost of `index_source`."""
     try:
         tree = _parse(source, filename)
@@ -503,36 +508,14 @@ _MUTATORS = frozenset(
 )  # fmt: skip
 
 
-def _own_nodes(node: ast.FunctionDef | ast.AsyncFunctionDef) -> Iterator[ast.AST]:
-    """The nodes of a function's body that run when it runs: not nested functions' bodies."""
-    stack: list[ast.AST] = list(node.body)
-    while stack:
-        child = stack.pop()
-        yield child
-        if isinstance(child, _FUNCTION_NODES):
-            stack.extend([*child.decorator_list, *defaults(child.args)])
-        else:
-            stack.extend(ast.iter_child_nodes(child))
-
-
 def _state_writes(node: ast.FunctionDef | ast.AsyncFunctionDef, shared: set[str]) -> set[str]:
     """The names of `shared` (what the module binds, imports aside) through which the
     function's own body writes: an attribute or item stored or deleted
     (``_CURRENT.locale = None``, ``del CACHE[key]``), a mutating method called
     (``REGISTRY.append(f)``), ``setattr`` on it, or the name itself assigned after
     ``global``.  A parameter or local of the same name is not the module's."""
-    own = list(_own_nodes(node))
-    declared = {n for s in own if isinstance(s, ast.Global) for n in s.names}
-    params = {a.arg for a in parameters(node.args)}
-    # A comprehension's variable is the comprehension's own, not the function's.
-    inner = {id(t) for c in own if isinstance(c, ast.comprehension) for t in ast.walk(c.target)}
-    stored = {
-        n.id
-        for n in own
-        if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load) and id(n) not in inner
-    }
-    local = (params | stored) - declared
-    candidates = (shared | declared) - local
+    own = list(own_nodes(node))
+    declared, candidates = module_names(node, own, shared)
 
     def root(expr: ast.expr) -> str | None:
         while isinstance(expr, (ast.Attribute, ast.Subscript)):
