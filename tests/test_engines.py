@@ -300,6 +300,73 @@ def test_the_coverage_engine_records_each_context_its_lines(
     }
 
 
+@pytest.mark.parametrize("engine", ["coverage", pytest.param("monitoring", marks=needs_monitoring)])
+def test_what_runs_while_the_recorder_is_paused_counts_in_no_context(engine: str, tmp_path: Path) -> None:
+    import threading
+
+    from tia.recorder import make_recorder
+
+    root = tmp_path.resolve()
+    (root / "mod.py").write_text(
+        "def f():\n"
+        "    return 1\n"
+        "\n"
+        "\n"
+        "def g():\n"
+        "    return 2\n"
+        "\n"
+        "\n"
+        "def h():\n"
+        "    return 3\n"
+        "\n"
+        "\n"
+        "def later(event, out):\n"
+        "    event.wait()\n"
+        "    out.append(f())\n"
+    )
+    data = root / "data.txt"
+    data.write_text("x")
+    recorder = make_recorder(engine, root, ())
+    recorder.start()
+    try:
+        module = load(root / "mod.py", f"tia_pause_probe_{engine}")  # in "S", the session
+        recorder.switch("a")
+        module.f()
+        with recorder.paused():
+            module.g()
+            data.read_text()
+            with recorder.paused():  # nested: still paused after the inner block
+                module.h()
+            module.h()
+        module.g()  # ran while paused in this context: counts when it runs again
+        recorder.switch("b")
+        with recorder.paused():
+            module.h()
+        recorder.switch("c")
+        module.h()
+        data.read_text()
+        recorder.switch("d")
+        # A thread started before a pause is measured after it, as before it.
+        event, out = threading.Event(), []
+        worker = threading.Thread(target=module.later, args=(event, out))
+        worker.start()
+        with recorder.paused():
+            pass
+        event.set()
+        worker.join()
+        assert out == [1]
+    finally:
+        recorder.stop()
+    lines = {ctx: {p: set().union(*g) for p, g in files.items()} for ctx, files in recorder.lines().items()}
+    assert lines == {
+        "S": {"mod.py": {1, 5, 9, 13}},
+        "a": {"mod.py": {2, 6}},
+        "c": {"mod.py": {10}},
+        "d": {"mod.py": {2, 14, 15}},
+    }
+    assert recorder.reads() == {"c": {"data.txt"}}
+
+
 def test_the_recorder_notes_what_imported_a_module_while_a_test_ran(tmp_path: Path) -> None:
     from tia.mapping import IMPORT_CONTEXTS
     from tia.recorder import CoverageRecorder

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import ALL_SAMPLE_TESTS, GitProject, Result, clean_env
+from tests.conftest import ALL_SAMPLE_TESTS, PYPROJECT_WITH_TESTS, GitProject, Result, clean_env
 from tia.store import Store
 
 pytestmark = pytest.mark.slow
@@ -236,3 +237,87 @@ def test_plain_pytest_is_untouched_by_the_installed_plugin(tia_mapped: GitProjec
     result = pytest_in(tia_mapped)
     assert result.ran() == ALL_SAMPLE_TESTS
     assert "tia:" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    "engine",
+    [
+        "coverage",
+        pytest.param(
+            "monitoring",
+            marks=pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring is Python 3.12+"),
+        ),
+    ],
+)
+def test_a_failures_report_is_not_recorded_and_the_failure_runs_again_whatever_changes(
+    engine: str, tmp_path: Path
+) -> None:
+    project = GitProject(tmp_path / "project")
+    project.write_all(
+        {
+            "pyproject.toml": PYPROJECT_WITH_TESTS,
+            "pkg/__init__.py": "",
+            "pkg/words.py": """
+                def describe(args):
+                    return f"mismatch: {args!r}"
+                """,
+            "pkg/calc.py": """
+                from pkg import words
+
+
+                class Mismatch(Exception):
+                    def __str__(self):
+                        return words.describe(self.args)
+
+
+                def check(x):
+                    if x != 1:
+                        raise Mismatch(x)
+                    return x
+                """,
+            "tests/test_calc.py": """
+                import pytest
+
+                from pkg import calc
+
+
+                def test_fails():
+                    calc.check(2)
+
+
+                def test_passes():
+                    assert calc.check(1) == 1
+
+
+                @pytest.mark.xfail(raises=calc.Mismatch)
+                def test_expected_to_fail():
+                    calc.check(3)
+                """,
+        }
+    )
+    project.commit("initial")
+    first = project.run("--engine", engine)
+    assert first.rc == 1, first
+    assert first.failed() == {"tests/test_calc.py::test_fails"}
+    assert "Mismatch: mismatch: (2,)" in first.stdout  # the report, written by the project's code
+    store = Store(project.path / ".tia", print).open()
+    try:
+        deps = {n: {p: scopes for p, (_, scopes) in r.deps.items()} for n, r in store.tests().items()}
+    finally:
+        store.close()
+    # The test ran `check` and raised; only its report asked the exception for its text.
+    failing = deps["tests/test_calc.py::test_fails"]
+    assert "check" in failing["pkg/calc.py"]
+    assert "Mismatch.__str__" not in failing["pkg/calc.py"]
+    assert "describe" not in failing.get("pkg/words.py", ())
+    # Recording goes on after the report: the next test's code counts.
+    assert "check" in deps["tests/test_calc.py::test_passes"]["pkg/calc.py"]
+    # An xfail test's report is recorded: its failure counts as a skip, which runs again
+    # only if what it depends on changes.
+    assert "describe" in deps["tests/test_calc.py::test_expected_to_fail"]["pkg/words.py"]
+    project.replace("pkg/words.py", "mismatch:", "differs:")
+    again = project.run("--engine", engine)
+    assert again.rc == 1, again
+    # One failed last time; the other wrote its report with the changed function.
+    assert again.ran() == {"tests/test_calc.py::test_fails", "tests/test_calc.py::test_expected_to_fail"}
+    assert "Mismatch: differs: (2,)" in again.stdout

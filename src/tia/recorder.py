@@ -43,7 +43,7 @@ import shutil
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from types import CodeType, FrameType
 from typing import Any, NoReturn
@@ -105,6 +105,7 @@ class Recorder:
         self._files: dict[str, str | None] = {}  # co_filename -> `_repository_file`
         self._archives: dict[str, str | None] = {}  # path -> `_archive_of`
         self.interrupted_by: str | None = None
+        self._paused = False
         # A file's hand-written caches (`tia.memos`): scope -> (fill lines, hit lines), by
         # repository-relative path.  The plugin sets it; the monitoring engine watches those lines.
         self.memo_lines: Callable[[str], dict[str, tuple[frozenset[int], frozenset[int]]]] = lambda path: {}
@@ -139,6 +140,28 @@ class Recorder:
 
     def take_over(self) -> None:
         """Put tia's measurement back on top of one that started after it (coverage engine only)."""
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Record nothing while the block runs: no line, file read, import or process it
+        starts counts in any context.  The pytest plugin pauses while pytest writes a
+        failing test's report, which cannot change the test's outcome."""
+        if not self._active or self._paused or self.interrupted_by is not None:
+            yield
+            return
+        self._paused = True
+        self._pause_engine()
+        try:
+            yield
+        finally:
+            self._resume_engine()
+            self._paused = False
+
+    def _pause_engine(self) -> None:
+        raise NotImplementedError
+
+    def _resume_engine(self) -> None:
+        raise NotImplementedError
 
     def _measure_subprocesses(self) -> None:
         """Have Python subprocesses record too, under the context of the test that started them.
@@ -291,7 +314,9 @@ class Recorder:
 
     def on_import(self, name: str) -> None:
         """Called by `_ImportWatch` as the process starts importing module `name`."""
-        if not self._active or name in sys.modules or self.context.startswith(self._import_contexts):
+        if self._paused or not self._active:
+            return
+        if name in sys.modules or self.context.startswith(self._import_contexts):
             return  # what collection and start-up import, the import graph covers
         frames: set[tuple[str, int]] = set()
         frame = sys._getframe(1)
@@ -379,12 +404,12 @@ class Recorder:
 
     def on_spawn(self) -> None:
         """Called by the audit hook when the process starts another process or forks."""
-        if self._active:
+        if self._active and not self._paused:
             self.spawned.add(self.context)
 
     def on_open(self, path: object, mode: object, flags: object) -> None:
         """Called by the audit hook for every ``open`` event in the process."""
-        if not self._active:
+        if not self._active or self._paused:
             return
         if isinstance(path, bytes):
             path = os.fsdecode(path)
@@ -441,6 +466,7 @@ class CoverageRecorder(Recorder):
         self._taken: tuple[dict[str, set[int]], Callable[[str], str]] | None = None
         self._lines: dict[str, dict[str, set[int]]] = {}  # context -> file -> lines, when taken
         self._label = ""
+        self._paused_tracer: Any = None  # this thread's trace function, while `paused`
 
     def _start_engine(self) -> None:
         self._cov.start()
@@ -466,6 +492,19 @@ class CoverageRecorder(Recorder):
                 taken = lines.copy()
                 lines.difference_update(taken)
                 target.setdefault(mapped(filename), set()).update(taken)
+
+    def _pause_engine(self) -> None:
+        # This thread's tracer only, put back as it was: coverage.py's own pause stops every
+        # thread's tracer and restarts them all on this one, and a thread a test left
+        # running would go on untraced.
+        if coverage_on_top() is self._cov:
+            self._paused_tracer = sys.gettrace()
+            sys.settrace(None)
+
+    def _resume_engine(self) -> None:
+        if self._paused_tracer is not None:
+            sys.settrace(self._paused_tracer)
+            self._paused_tracer = None
 
     def _stop_engine(self) -> None:
         if self.interrupted_by is None and coverage_on_top() is not self._cov:
@@ -566,6 +605,8 @@ class MonitoringRecorder(Recorder):
     # coverage.py takes id 1 (sys.monitoring.COVERAGE_ID); debuggers 0, profilers 2,
     # optimizers 5: tia takes the two left.
     _TOOL_IDS = (3, 4)
+    # The label of what runs while `paused`: filed like any other, then dropped.
+    _PAUSED = "\0paused"
 
     def __init__(self, root: Path, import_contexts: tuple[str, ...]) -> None:
         super().__init__(root, import_contexts)
@@ -586,6 +627,7 @@ class MonitoringRecorder(Recorder):
         self._fill_lines: dict[tuple[str, int, bytes], frozenset[int]] = {}
         self._memos_by_file: dict[str, dict[str, tuple[frozenset[int], frozenset[int]]]] = {}
         self._classified = 0  # how many of `_armed` were checked for being a cache's
+        self._resume_label = ""
 
     def _start_engine(self) -> None:
         """Two tools: *discover*, on every code object, fires once per code object in the
@@ -652,6 +694,18 @@ class MonitoringRecorder(Recorder):
         for code in self._memo_codes:  # a handful: re-armed whether or not they ran
             set_local_events(record, code, 0)
             set_local_events(record, code, events | line)
+
+    def _pause_engine(self) -> None:
+        # Events are the process's, not a thread's: the code objects that fire meanwhile
+        # go to a label of their own and are re-armed like any others at the switch back,
+        # so that the context they leave sees them when they run in it again.
+        self._resume_label = self._label
+        self._switch_engine(self._PAUSED)
+
+    def _resume_engine(self) -> None:
+        self._switch_engine(self._resume_label)
+        self.entered.pop(self._PAUSED, None)
+        self.filled.pop(self._PAUSED, None)
 
     def _find_memos(self, context: str) -> None:
         """Check the code objects first met since the last switch, all in `context`, for
