@@ -209,6 +209,7 @@ def test_calling_a_class_abcmeta_makes_at_import_may_raise() -> None:
         ("LIMIT = 9", "LIMIT = RATE.nope"),  # an attribute int does not have
         ("LIMIT = 9", "LIMIT = PAT.pattern"),  # tia reads attributes of immutable builtins only
         ("LIMIT = 9", "LIMIT = {cached: 1}"),  # a key that may not hash
+        ("RATE = 2", "RATE = len(2)"),  # an int has no length
         ("RATE = 2", 'RATE = "-".nope'),
         ("y=RATE", "y=MISSING"),
         ("class Cart:", "class Cart(dict):"),  # new bases: new lookups, a new layout
@@ -229,6 +230,7 @@ def test_a_change_that_may_raise_counts_as_the_whole_module(old: str, new: str) 
         ("LIMIT = 9", "LIMIT = {1: RATE, 'k': len}", {"Cart", "LIMIT"}),
         ("A, B = 1, 2", "A, B = RATE, (1, 2)", {"A", "B"}),
         ("RATE = 2", 'RATE = "-".join', {"RATE"}),
+        ("RATE = 2", 'RATE = len("abc")', {"RATE"}),
         ("LIMIT = 9", "LIMIT = RATE.real", {"Cart", "LIMIT"}),
     ],
 )
@@ -354,6 +356,25 @@ def test_module_level_code_that_uses_a_name_impurely_falls_back_to_its_importers
     narrowed = readers(files).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset())
     assert narrowed is not None
     assert narrowed.fallback == {"pkg/registry.py": "RATE"}
+
+
+def test_a_name_the_module_works_out_from_a_rebound_one_is_rebound_too() -> None:
+    # structlog's contextvars: `STRUCTLOG_KEY_PREFIX_LEN = len(STRUCTLOG_KEY_PREFIX)`.
+    files = {
+        **PKG,
+        "pkg/prefix.py": """
+            PREFIX = "a_"
+            PREFIX_LEN = len(PREFIX)
+
+
+            def strip(key):
+                return key[PREFIX_LEN:]
+            """,
+    }
+    narrowed = readers(files).narrow("pkg/prefix.py", frozenset({"PREFIX"}), frozenset())
+    assert narrowed is not None
+    assert narrowed.readers == {"pkg/prefix.py": {"strip": "PREFIX_LEN"}}
+    assert narrowed.fallback == {}
 
 
 def test_impure_use_in_the_changed_module_itself_cannot_be_narrowed() -> None:

@@ -46,7 +46,7 @@ UNITS_VERSION = 3
 _PURE_CALLS = frozenset(
     {
         "frozenset", "set", "tuple", "list", "dict", "int", "str", "float", "bool", "bytes",
-        "object", "range", "re.compile", "TypeVar", "typing.TypeVar", "t.TypeVar",
+        "len", "object", "range", "re.compile", "TypeVar", "typing.TypeVar", "t.TypeVar",
         "NewType", "typing.NewType", "t.NewType", "Decimal", "decimal.Decimal", "Fraction",
         "fractions.Fraction", "timedelta", "datetime.timedelta", "Path", "pathlib.Path",
         "PurePath", "pathlib.PurePath", "os.path.join", "os.path.dirname", "os.path.abspath",
@@ -830,7 +830,7 @@ _UNARY: dict[type, Callable[[Any], Any]] = {
 # a source file's size can keep busy long or make hold much memory (not `bytes(10**9)`).
 _EVALUABLE: dict[str, Callable[..., Any]] = {
     name: getattr(builtins, name)
-    for name in ("frozenset", "set", "tuple", "list", "dict", "int", "str", "float", "bool", "complex")
+    for name in ("frozenset", "set", "tuple", "list", "dict", "int", "str", "float", "bool", "complex", "len")
 }
 _NUMBERS = (int, float, bool)
 _IMMUTABLE = (str, bytes, int, float, complex, tuple, frozenset)
