@@ -83,7 +83,7 @@ def test_a_failure_is_recorded_and_runs_first_next_time(tia_mapped: GitProject) 
 def test_tia_since_selects_everything_the_branch_changed(tia_mapped: GitProject) -> None:
     tia_mapped.git("checkout", "-q", "-b", "feature")
     # A module-level change that may do more than bind a name: every importer's tests.
-    tia_mapped.write("pkg/consts.py", "FACTOR = 2\nOTHER = len('x')\n")
+    tia_mapped.write("pkg/consts.py", "FACTOR = 2\nOTHER = print() or 1\n")
     tia_mapped.commit("module-level change")
     pytest_in(tia_mapped, "--tia")  # the map catches up with the commit
     plain = pytest_in(tia_mapped, "--tia")
@@ -103,7 +103,7 @@ def test_tia_all_runs_every_test_and_rebuilds_the_map(tia_mapped: GitProject) ->
 
 
 def test_keyword_markers_and_node_ids_narrow_the_selection(tia_mapped: GitProject) -> None:
-    tia_mapped.replace("pkg/core.py", "LIMIT = 10", "LIMIT = 10  # touched\nOTHER = len('x')")
+    tia_mapped.replace("pkg/core.py", "LIMIT = 10", "LIMIT = 10  # touched\nOTHER = print() or 1")
     affected = {n for n in ALL_SAMPLE_TESTS if n.startswith("tests/test_core.py")}
     by_keyword = pytest_in(tia_mapped, "--tia", "-k", "add or scaled")
     assert by_keyword.ran() == {"tests/test_core.py::test_add"}  # test_scaled is not affected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -735,3 +736,77 @@ def test_an_index_that_does_not_say_what_a_function_writes_selects_every_importe
             "imported through tests/test_locale.py",
         }
     ]
+
+
+DOCTESTS = {
+    "pyproject.toml": """
+        [tool.pytest.ini_options]
+        pythonpath = ["."]
+        testpaths = ["tests", "docs"]
+        addopts = "--doctest-glob=*.rst"
+        """,
+    # semver 3.0.2's way: the doctests never import the package; a fixture of the tests
+    # hands it over, and the doctests, collected after them, find it in the namespace.
+    "tests/conftest.py": """
+        import pytest
+
+        import pkg
+
+
+        @pytest.fixture(autouse=True)
+        def add_pkg(doctest_namespace):
+            doctest_namespace["pkg"] = pkg
+        """,
+    "pkg/__init__.py": """
+        from pkg.about import VERSION
+
+        LIMIT = 3
+
+
+        def limit():
+            return LIMIT
+        """,
+    "pkg/about.py": """
+        VERSION = "1.0"
+        """,
+    "docs/version.rst": """
+        >>> pkg.VERSION
+        '1.0'
+        """,
+    "docs/sums.rst": """
+        >>> 1 + 1
+        2
+        """,
+    "tests/test_limit.py": """
+        from pkg import limit
+
+
+        def test_limit():
+            assert limit() == 3
+        """,
+}
+
+
+def test_a_doctest_in_a_text_file_reads_the_names_its_text_spells(tmp_path: Path) -> None:
+    project = GitProject(tmp_path / "project")
+    project.write_all(DOCTESTS)
+    project.commit("initial")
+    first = project.run()
+    assert first.rc == 0, first
+    assert first.ran() == {
+        "docs/version.rst::version.rst",
+        "docs/sums.rst::sums.rst",
+        "tests/test_limit.py::test_limit",
+    }
+    # Only rebinds VERSION: no Python code of the project reads it.
+    project.replace("pkg/about.py", 'VERSION = "1.0"', 'VERSION = "1.1"')
+    selected = project.select()
+    assert set(selected) == {"docs/version.rst::version.rst"}
+    assert selected["docs/version.rst::version.rst"][0]["detail"] == "its text may read what it rebinds"
+    result = project.run()
+    assert result.failed() == {"docs/version.rst::version.rst"}, result
+    # A module-level change that may do more: every doctest of a text file counts.
+    project.replace("pkg/about.py", 'VERSION = "1.1"', 'VERSION = "1.0"\nprint("loaded")')
+    selected = project.select()
+    assert {"docs/version.rst::version.rst", "docs/sums.rst::sums.rst"} <= set(selected)
+    assert selected["docs/sums.rst::sums.rst"][0]["detail"] == "a test file tia reads no code of"

@@ -95,7 +95,7 @@ _NAMES_NO_MODULE = frozenset(
 # Attributes that hold, or read, an object's names.
 _READS_ALL_ATTRS = frozenset({"__dict__", "__getattribute__", "__annotations__"})
 # A file that spells none of these has no scope that reads names dynamically.
-_DYNAMIC_HINT = re.compile(
+DYNAMIC_HINT = re.compile(
     rb"\b(?:"
     + b"|".join(
         sorted(
@@ -597,9 +597,11 @@ class Narrowing(FrozenValue):
         attribute_readers: file -> {scope: the class attribute it reads}.
         classes: file -> names of its classes that changed or derive from one.
         escapes: file -> scopes whose code names the changed module in a string.
+        rebound: the names the change rebinds, with those bound from them in turn
+            (``PREFIX_LEN = len(PREFIX)``, ``from pkg.rates import RATE``).
     """
 
-    __slots__ = ("attribute_readers", "classes", "escapes", "fallback", "readers")
+    __slots__ = ("attribute_readers", "classes", "escapes", "fallback", "readers", "rebound")
 
     def __init__(
         self,
@@ -608,12 +610,14 @@ class Narrowing(FrozenValue):
         attribute_readers: dict[str, dict[str, str]] | None = None,
         classes: dict[str, set[str]] | None = None,
         escapes: dict[str, set[str]] | None = None,
+        rebound: frozenset[str] = frozenset(),
     ) -> None:
         self.readers = readers
         self.fallback = fallback
         self.attribute_readers = {} if attribute_readers is None else attribute_readers
         self.classes = {} if classes is None else classes
         self.escapes = {} if escapes is None else escapes
+        self.rebound = rebound
 
 
 class Readers:
@@ -723,7 +727,7 @@ class Readers:
             grown: set[str] = set()
             for file in self._python:
                 text = self._text(file)
-                first_dynamic = file not in dynamic_done and _DYNAMIC_HINT.search(text) is not None
+                first_dynamic = file not in dynamic_done and DYNAMIC_HINT.search(text) is not None
                 if not first_dynamic and pattern.search(text) is None:
                     continue
                 dynamic_done.add(file)
@@ -832,7 +836,7 @@ class Readers:
             # rebound name.  (parso's grammar generator runs getattr(namespace, label)
             # at import time; it made every constant's change select every test.)
             attribute_readers = {}
-        return Narrowing(readers, fallback, attribute_readers, classes, escapes)
+        return Narrowing(readers, fallback, attribute_readers, classes, escapes, frozenset(rebound))
 
     def _values(self, file: str) -> tuple[dict[str, Any], set[int]]:
         """The values of the file's module-level names once it ran, where tia can work

@@ -424,6 +424,7 @@ class Project:
             env_difference=self._env_difference(env),
             runs_all=self.config.runs_all,
             ignored=self.config.ignored,
+            text_of=worktree.read,
             **(
                 {"narrow": _narrower(listing, worktree, self.dependents, graph, facts)}
                 if self.config.narrow_module_changes

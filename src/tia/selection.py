@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import posixpath
+import re
 import zlib
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Protocol
@@ -185,11 +186,13 @@ def select(
     runs_all: Callable[[str], bool],
     ignored: Callable[[str], bool],
     narrow: Callable[[str, FileDiff], Narrowing | None] = lambda path, d: None,
+    text_of: Callable[[str], bytes | None] = lambda path: None,
 ) -> Selection:
     """Decide which of the known tests `tests` to run: `failed` maps those that failed
     last time to their outcome, `envs` each environment id to its tests, `test_files`
     each test to its file.  `narrow` finds the readers of the names a module-level
-    change rebinds (`tia.names`), or answers None: every importer counts."""
+    change rebinds (`tia.names`), or answers None: every importer counts.  `text_of`
+    reads a file of the work tree (the text of a test file that is not Python)."""
     sel = Selection()
     for nodeid in sorted(failed):
         sel.add(nodeid, Reason("failed", detail=f"{failed[nodeid]} last time"))
@@ -261,6 +264,7 @@ def select(
                 runs_all=runs_all,
                 dependents=dependents,
                 narrow=narrow,
+                text_of=text_of,
             )
     return sel
 
@@ -327,6 +331,7 @@ def _structural(
     runs_all: Callable[[str], bool],
     dependents: Callable[[str], Deps],
     narrow: Callable[[str, FileDiff], Narrowing | None],
+    text_of: Callable[[str], bytes | None],
 ) -> None:
     """Rules that follow from a changed file itself rather than from one test's record."""
     tests = source.tests
@@ -368,6 +373,16 @@ def _structural(
     if not module_level:
         return
     narrowed = _narrowing(d, path, facts, narrow)
+    scope = MODULE if d.module_changed else sorted(import_time)[0]
+    _text_tests(
+        sel,
+        source,
+        path,
+        scope,
+        None if narrowed is None else narrowed.rebound | (d.names or set()),
+        files_of,
+        text_of,
+    )
     if narrowed is not None:
         _readers(
             sel,
@@ -382,8 +397,44 @@ def _structural(
             dependents=dependents,
         )
         return
-    scope = MODULE if d.module_changed else sorted(import_time)[0]
     _imported(sel, source, path, path, scope, d.detail, files_of, roots_of, graph)
+
+
+def _text_tests(
+    sel: Selection,
+    source: ChangeSource,
+    path: str,
+    scope: str,
+    names: frozenset[str] | None,
+    files_of: Mapping[str, str],
+    text_of: Callable[[str], bytes | None],
+) -> None:
+    """Select, for a module-level change to `path`, the tests of test files that are not
+    Python (doctests in ``.rst`` or ``.txt`` files): tia sees none of their code, and the
+    objects they use may come from what fixtures put in their namespace
+    (``doctest_namespace``) rather than from an import.  With the `names` a change only
+    rebinds, those whose text spells one or may read names dynamically; else all."""
+    pattern = None
+    if names is not None:
+        pattern = re.compile("|".join(re.escape(n) for n in sorted(names)).encode())
+    texts: dict[str, bool] = {}  # test file -> whether it may read one of `names`
+    for nodeid in source.tests:
+        file = files_of[nodeid]
+        if file.endswith(".py"):
+            continue
+        if file not in texts:
+            texts[file] = pattern is None or _may_read(text_of(file), pattern)
+        if texts[file]:
+            detail = (
+                "a test file tia reads no code of" if names is None else "its text may read what it rebinds"
+            )
+            sel.add(nodeid, Reason(source.rule, path, scope, detail))
+
+
+def _may_read(text: bytes | None, names: re.Pattern[bytes]) -> bool:
+    from tia.names import DYNAMIC_HINT
+
+    return text is None or bool(names.search(text) or DYNAMIC_HINT.search(text))
 
 
 def _shared_state(
