@@ -774,6 +774,8 @@ DOCTESTS = {
         '1.0'
         """,
     "docs/sums.rst": """
+        The same in all VERSIONS:
+
         >>> 1 + 1
         2
         """,
@@ -798,7 +800,8 @@ def test_a_doctest_in_a_text_file_reads_the_names_its_text_spells(tmp_path: Path
         "docs/sums.rst::sums.rst",
         "tests/test_limit.py::test_limit",
     }
-    # Only rebinds VERSION: no Python code of the project reads it.
+    # Only rebinds VERSION: no Python code of the project reads it, sums.rst spells it
+    # only inside another word.
     project.replace("pkg/about.py", 'VERSION = "1.0"', 'VERSION = "1.1"')
     selected = project.select()
     assert set(selected) == {"docs/version.rst::version.rst"}

@@ -416,7 +416,9 @@ def _text_tests(
     rebinds, those whose text spells one or may read names dynamically; else all."""
     pattern = None
     if names is not None:
-        pattern = re.compile("|".join(re.escape(n) for n in sorted(names)).encode())
+        # As a word: `main` is read where `semver.main(...)` is spelled, not by "maintainer".
+        spelled = "|".join(re.escape(n) for n in sorted(names))
+        pattern = re.compile(f"(?<![A-Za-z0-9_])(?:{spelled})(?![A-Za-z0-9_])".encode())
     texts: dict[str, bool] = {}  # test file -> whether it may read one of `names`
     for nodeid in source.tests:
         file = files_of[nodeid]
