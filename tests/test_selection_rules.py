@@ -742,8 +742,8 @@ DOCTESTS = {
     "pyproject.toml": """
         [tool.pytest.ini_options]
         pythonpath = ["."]
-        testpaths = ["tests", "docs"]
-        addopts = "--doctest-glob=*.rst"
+        testpaths = ["tests", "docs", "pkg"]
+        addopts = "--doctest-glob=*.rst --doctest-modules"
         """,
     # semver 3.0.2's way: the doctests never import the package; a fixture of the tests
     # hands it over, and the doctests, collected after them, find it in the namespace.
@@ -769,6 +769,15 @@ DOCTESTS = {
     "pkg/about.py": """
         VERSION = "1.0"
         """,
+    "pkg/show.py": '''
+        def show():
+            """The version, as a doctest in a docstring reads it:
+
+            >>> import pkg.about
+            >>> pkg.about.VERSION
+            '1.0'
+            """
+        ''',
     "docs/version.rst": """
         >>> pkg.VERSION
         '1.0'
@@ -789,7 +798,7 @@ DOCTESTS = {
 }
 
 
-def test_a_doctest_in_a_text_file_reads_the_names_its_text_spells(tmp_path: Path) -> None:
+def test_a_doctest_reads_the_names_its_text_spells(tmp_path: Path) -> None:
     project = GitProject(tmp_path / "project")
     project.write_all(DOCTESTS)
     project.commit("initial")
@@ -799,17 +808,19 @@ def test_a_doctest_in_a_text_file_reads_the_names_its_text_spells(tmp_path: Path
         "docs/version.rst::version.rst",
         "docs/sums.rst::sums.rst",
         "tests/test_limit.py::test_limit",
+        "pkg/show.py::pkg.show.show",
     }
     # Only rebinds VERSION: no Python code of the project reads it, sums.rst spells it
     # only inside another word.
     project.replace("pkg/about.py", 'VERSION = "1.0"', 'VERSION = "1.1"')
     selected = project.select()
-    assert set(selected) == {"docs/version.rst::version.rst"}
+    doctests = {"docs/version.rst::version.rst", "pkg/show.py::pkg.show.show"}
+    assert set(selected) == doctests
     assert selected["docs/version.rst::version.rst"][0]["detail"] == "its text may read what it rebinds"
     result = project.run()
-    assert result.failed() == {"docs/version.rst::version.rst"}, result
-    # A module-level change that may do more: every doctest of a text file counts.
+    assert result.failed() == doctests, result
+    # A module-level change that may do more: every doctest counts.
     project.replace("pkg/about.py", 'VERSION = "1.1"', 'VERSION = "1.0"\nprint("loaded")')
     selected = project.select()
-    assert {"docs/version.rst::version.rst", "docs/sums.rst::sums.rst"} <= set(selected)
+    assert {*doctests, "docs/sums.rst::sums.rst"} <= set(selected)
     assert selected["docs/sums.rst::sums.rst"][0]["detail"] == "a test file tia reads no code of"

@@ -409,10 +409,10 @@ def _text_tests(
     files_of: Mapping[str, str],
     text_of: Callable[[str], bytes | None],
 ) -> None:
-    """Select, for a module-level change to `path`, the tests of test files that are not
-    Python (doctests in ``.rst`` or ``.txt`` files): tia sees none of their code, and the
-    objects they use may come from what fixtures put in their namespace
-    (``doctest_namespace``) rather than from an import.  With the `names` a change only
+    """Select, for a module-level change to `path`, the doctests: tests of files that are
+    not Python (``.rst`` or ``.txt`` files), and those in the docstrings of Python files.
+    tia sees none of their code, and the objects they use may come from what fixtures
+    put in their namespace (``doctest_namespace``) rather than from an import.  With the `names` a change only
     rebinds, those whose text spells one or may read names dynamically; else all."""
     pattern = None
     if names is not None:
@@ -422,7 +422,7 @@ def _text_tests(
     texts: dict[str, bool] = {}  # test file -> whether it may read one of `names`
     for nodeid in source.tests:
         file = files_of[nodeid]
-        if file.endswith(".py"):
+        if file.endswith(".py") and not _docstring_doctest(nodeid, file):
             continue
         if file not in texts:
             texts[file] = pattern is None or _may_read(text_of(file), pattern)
@@ -431,6 +431,19 @@ def _text_tests(
                 "a test file tia reads no code of" if names is None else "its text may read what it rebinds"
             )
             sel.add(nodeid, Reason(source.rule, path, scope, detail))
+
+
+def _docstring_doctest(nodeid: str, file: str) -> bool:
+    """Whether `nodeid` is likely a doctest in a docstring of the Python file `file`
+    (``--doctest-modules``): pytest names it after the object, dotted from the module
+    (``pkg/mod.py::pkg.mod.func``), where a test function's name is its own."""
+    stem = posixpath.basename(file)[: -len(".py")]
+    if stem == "__init__":  # a package's doctests are named after the package
+        stem = posixpath.basename(posixpath.dirname(file))
+    name = nodeid.partition("::")[2]
+    # A test's name has no dot (but in its parameters); a top-level module's own
+    # docstring (`mod.py::mod`) is the one doctest missed.
+    return "." in name.partition("[")[0] and f".{stem}." in f".{name}."
 
 
 def _may_read(text: bytes | None, names: re.Pattern[bytes]) -> bool:
