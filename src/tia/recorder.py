@@ -20,6 +20,9 @@ subprocesses record through coverage.py under either engine.
   (`tia.mapping` reduces lines to scopes), so the engine reports the lines of each
   code object entered, without the prologue before its ``RESUME``.
 
+`Recorder.paused` records nothing for the length of a block, in either engine: the
+pytest plugin pauses while pytest writes a failing test's report.
+
 coverage.py traces with one measurement at a time: one started later pauses the
 one before until it stops.  When another measurement is running as tia starts
 (pytest-cov's ``--cov``), the coverage engine runs on top of it and, when it
