@@ -508,6 +508,23 @@ def test_a_module_named_only_where_packaging_and_lint_tools_read_is_narrowed(ext
     assert narrowed.readers["pkg/rates.py"] == {"rate": "RATE"}
 
 
+def test_a_package_named_in_configuration_only_as_a_path_is_narrowed() -> None:
+    # voluptuous 0.15.2: its tests live in the package, and tox runs `pytest voluptuous/tests/`.
+    files = {
+        **PKG,
+        "pkg/__init__.py": "VERSION = 1\n",
+        "pkg/reader.py": "import pkg\n\n\ndef version():\n    return pkg.VERSION\n",
+        "tox.ini": "[testenv]\ncommands =\n    pytest \\\n        --cov=pkg \\\n        pkg/tests/\n",
+        "pyproject.toml": '[tool.pytest.ini_options]\ntestpaths = "pkg/tests"\n',
+    }
+    narrowed = readers(files).narrow("pkg/__init__.py", frozenset({"VERSION"}), frozenset())
+    assert narrowed is not None
+    assert narrowed.readers["pkg/reader.py"] == {"version": "VERSION"}
+    # Where a path is not all there is, the name counts: `-p pkg` loads it by name.
+    files["pyproject.toml"] = '[tool.pytest.ini_options]\naddopts = "-p pkg pkg/tests"\n'
+    assert readers(files).narrow("pkg/__init__.py", frozenset({"VERSION"}), frozenset()) is None
+
+
 @pytest.mark.parametrize(
     "load",
     [

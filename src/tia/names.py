@@ -957,11 +957,13 @@ class Readers:
         dotted_names = self._dotted_names(path)
         if not dotted_names:
             return False
-        # The name alone: `pkg.mod.NAME` and `pkg.mod:NAME` spell what they read.
+        # The name alone: `pkg.mod.NAME` and `pkg.mod:NAME` spell what they read, and
+        # `pkg/tests/` is a directory (`testpaths`, a test run's arguments): what imports a
+        # module by name spells it with dots.
         pattern = re.compile(
-            rb"(?<![\w.])(?:"
+            rb"(?<![\w./])(?:"
             + b"|".join(re.escape(n.encode()) for n in sorted(dotted_names))
-            + rb")(?![\w.:])"
+            + rb")(?![\w.:/])"
         )
         for candidate in self._config_files:
             if pattern.search(self._text(candidate)) is None:
