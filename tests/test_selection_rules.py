@@ -824,3 +824,79 @@ def test_a_doctest_reads_the_names_its_text_spells(tmp_path: Path) -> None:
     selected = project.select()
     assert {*doctests, "docs/sums.rst::sums.rst"} <= set(selected)
     assert selected["docs/sums.rst::sums.rst"][0]["detail"] == "a test file tia reads no code of"
+
+
+STEPS = {
+    "pyproject.toml": PYPROJECT_WITH_TESTS.replace('["tests"]', '["tests", "docs"]'),
+    # Sybil's way: a test of each example of a document, in one namespace.
+    "conftest.py": """
+        import pytest
+
+
+        class Step(pytest.Item):
+            def __init__(self, *, code, namespace, **kwargs):
+                super().__init__(**kwargs)
+                self.code = code
+                self.namespace = namespace
+
+            def runtest(self):
+                exec(self.code, self.namespace)
+
+
+        class Steps(pytest.File):
+            def collect(self):
+                namespace = {}
+                for number, line in enumerate(self.path.read_text().splitlines(), 1):
+                    yield Step.from_parent(self, name=f"line:{number}", code=line, namespace=namespace)
+
+
+        def pytest_collect_file(file_path, parent):
+            if file_path.suffix == ".steps":
+                return Steps.from_parent(parent, path=file_path)
+        """,
+    "pkg/__init__.py": "",
+    "pkg/calc.py": """
+        def double(x):
+            return x * 2
+        """,
+    "docs/use.steps": "from pkg.calc import double; value = double(2)\nassert value == 4\n",
+    "docs/other.steps": "assert 1 + 1 == 2\n",
+    "tests/test_calc.py": """
+        from pkg.calc import double
+
+
+        def test_double():
+            assert double(0) == 0
+        """,
+}
+
+
+def test_the_examples_of_one_document_run_together(tmp_path: Path) -> None:
+    project = GitProject(tmp_path / "project")
+    project.write_all(STEPS)
+    project.commit("initial")
+    first = project.run()
+    assert first.rc == 0, first
+    assert first.ran() == {
+        "docs/use.steps::line:1",
+        "docs/use.steps::line:2",
+        "docs/other.steps::line:1",
+        "tests/test_calc.py::test_double",
+    }
+    # line:2 runs no code of the project: it reads what line:1 left.
+    project.replace("pkg/calc.py", "x * 2", "x + 3")
+    selected = project.select()
+    assert set(selected) == {
+        "docs/use.steps::line:1",
+        "docs/use.steps::line:2",
+        "tests/test_calc.py::test_double",
+    }
+    assert selected["docs/use.steps::line:2"] == [
+        {
+            "rule": "changed",
+            "file": "docs/use.steps",
+            "detail": "shares its document with docs/use.steps::line:1",
+        }
+    ]
+    result = project.run()
+    assert result.failed() == {"docs/use.steps::line:2", "tests/test_calc.py::test_double"}, result

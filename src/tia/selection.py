@@ -266,7 +266,31 @@ def select(
                 narrow=narrow,
                 text_of=text_of,
             )
+    _whole_documents(sel, tests, test_files)
     return sel
+
+
+def _whole_documents(sel: Selection, tests: Collection[str], files_of: Mapping[str, str]) -> None:
+    """Select, with a test collected from a file that is not Python, the other tests of
+    that file.  Sybil makes a test of each example of an ``.rst`` document, in one
+    namespace: an example reads what the ones before it left (cssselect 1.2.0's
+    ``print(expression)`` runs no code of the project, the example before it computed
+    ``expression``), as Python tests read the state code tia parses leaves."""
+    documents: dict[str, list[str]] = {}
+    for nodeid in tests:
+        file = files_of.get(nodeid, "")
+        if file and not file.endswith(".py"):
+            documents.setdefault(file, []).append(nodeid)
+    for file, nodeids in sorted(documents.items()):
+        # A test that only failed last time, with nothing changed, leaves what it left.
+        changed = {n: r for n in nodeids for r in sel.reasons.get(n, ()) if r.rule != "failed"}
+        if not changed or len(changed) == len(nodeids):
+            continue
+        first = min(changed)
+        reason = Reason(changed[first].rule, file, detail=f"shares its document with {first}")
+        for nodeid in sorted(nodeids):
+            if nodeid not in sel.reasons:
+                sel.add(nodeid, reason)
 
 
 def _narrowing(
