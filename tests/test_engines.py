@@ -154,6 +154,11 @@ def load(path: Path, name: str) -> Any:
     return module
 
 
+def flat(groups: Any) -> dict[str, dict[str, set[int]]]:
+    """`Recorder.lines`, each file's groups of lines made one set."""
+    return {ctx: {path: set().union(*g) for path, g in files.items()} for ctx, files in groups.items()}
+
+
 def mapped_with(source: Path, target: Path, engine: str) -> tuple[dict[str, Any], dict[str, Any]]:
     shutil.copytree(source, target, ignore=shutil.ignore_patterns(".tia", ".git"))
     project = GitProject(target)
@@ -235,7 +240,7 @@ def test_the_monitoring_engine_records_each_context_a_function_runs_in_and_rearm
     finally:
         recorder.stop()
     groups = recorder.lines()
-    lines = {ctx: {path: set().union(*g) for path, g in files.items()} for ctx, files in groups.items()}
+    lines = flat(groups)
     assert lines["S"] == {"mod.py": {1, 5}}  # the module body: its two def statements
     assert lines["a"] == {"mod.py": {2, 6}}
     assert lines["b"] == {"mod.py": {2}}
@@ -290,7 +295,7 @@ def test_the_coverage_engine_records_each_context_its_lines(
     finally:
         recorder.stop()
     groups = recorder.lines()
-    lines = {ctx: {path: set().union(*g) for path, g in files.items()} for ctx, files in groups.items()}
+    lines = flat(groups)
     assert lines == {
         "S": {"mod.py": {1, 5, 11}},
         "a": {"mod.py": {2, 12}},
@@ -357,7 +362,7 @@ def test_what_runs_while_the_recorder_is_paused_counts_in_no_context(engine: str
         assert out == [1]
     finally:
         recorder.stop()
-    lines = {ctx: {p: set().union(*g) for p, g in files.items()} for ctx, files in recorder.lines().items()}
+    lines = flat(recorder.lines())
     assert lines == {
         "S": {"mod.py": {1, 5, 9, 13}},
         "a": {"mod.py": {2, 6}},
