@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import GitProject, clean_env
+from tests.conftest import ALL_SAMPLE_TESTS, GitProject, clean_env
 from tia.runner import predict_seconds
 from tia.store import Store
 
@@ -427,3 +427,95 @@ def test_a_run_is_stored_while_pytest_prints_its_summary_and_exits(mapped: GitPr
     assert result.rc == 0, result
     assert (mapped.path / "stored-before-exit").exists(), result
     assert "tests/test_core.py::test_add" in result.ran()  # conftest.py changed: every test ran
+
+
+# A report that cannot travel from an xdist worker ends that worker in an internal error
+# (PyYAML's suite fails a test whose message holds a lone surrogate, which execnet cannot
+# encode). This hook does the same to any call report of a test named `*_breaks_a_worker`,
+# on workers only, before xdist sends it, whatever execnet can encode.
+_BREAKS_A_WORKER = {
+    "tests/conftest.py": """
+        import os
+
+        import pytest
+
+
+        @pytest.fixture
+        def two():
+            return 2
+
+
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_runtest_logreport(report):
+            if os.environ.get("PYTEST_XDIST_WORKER") and report.when == "call":
+                if report.nodeid.endswith("_breaks_a_worker"):
+                    raise RuntimeError("this report cannot reach the controller")
+        """,
+    "tests/test_many.py": """
+        import pytest
+
+
+        @pytest.mark.parametrize("i", range(30))
+        def test_many(i):
+            assert i >= 0
+
+
+        def test_that_breaks_a_worker():
+            assert 1 == 2
+        """,
+}
+
+
+def _breaking_a_worker(project: GitProject) -> set[str]:
+    """Every test of `project` once `_BREAKS_A_WORKER` is added."""
+    project.write_all(_BREAKS_A_WORKER)
+    project.commit("a test that breaks an xdist worker")
+    many = {f"tests/test_many.py::test_many[{i}]" for i in range(30)}
+    return ALL_SAMPLE_TESTS | many | {"tests/test_many.py::test_that_breaks_a_worker"}
+
+
+def test_what_an_xdist_internal_error_left_undone_runs_again_without_workers(project: GitProject) -> None:
+    everything = _breaking_a_worker(project)
+    first = project.run("-n", "2")
+    assert first.rc == 1, first
+    assert "pytest-xdist ended in an internal error; running the" in first.stderr
+    # Every test ran and is mapped, those the broken worker ran before it stopped included.
+    store = Store(project.path / ".tia", print).open()
+    try:
+        records = store.tests()
+    finally:
+        store.close()
+    assert set(records) == everything
+    assert all(record.deps for record in records.values())
+    failed = {n for n, record in records.items() if record.outcome == "failed"}
+    assert failed == {"tests/test_many.py::test_that_breaks_a_worker"}
+    project.replace("tests/test_many.py", "assert i >= 0", "assert i < 0")
+    verify = project.run("--verify", "-n", "2")
+    assert verify.rc == 1, verify
+    assert "verify: 31 failing tests, 0 of them missed by the selection" in verify.stderr
+
+
+def test_a_run_whose_internal_error_left_selected_tests_unrun_never_passes(project: GitProject) -> None:
+    everything = _breaking_a_worker(project)
+    assert project.run("-n", "0").rc == 1
+    # The workers are the user's: tia leaves them be, but does not let xdist's status 0 stand.
+    again = project.run("--", "-n", "2")
+    assert again.rc == 3, again
+    assert again.ran() == set()
+    assert (
+        "pytest ended in an internal error before 1 selected tests reported "
+        "(tests/test_many.py::test_that_breaks_a_worker first); they are selected again next time"
+    ) in again.stderr
+    inside = subprocess.run(
+        [sys.executable, "-m", "pytest", "--tia", "-n", "2", "-p", "no:cacheprovider"],
+        cwd=project.path,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=300,
+    )
+    assert inside.returncode == 3, inside.stdout + inside.stderr
+    verify = project.run("--verify", "--", "-n", "2")
+    assert verify.rc == 3, verify
+    assert "verify: NOT VERIFIED: the whole suite did not run" in verify.stderr
+    assert len(_deps(project.path)) == len(everything)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tia import __version__
-from tia.errors import ExitCode, TiaError, UsageError
+from tia.errors import ExitCode, PytestExit, TiaError, UsageError
 
 if TYPE_CHECKING:
     from tia.project import Plan, Project, Settled
@@ -243,16 +243,80 @@ def _execute(
 ) -> tuple[int, dict[str, Any] | None]:
     """Run pytest on a plan and fold its results into the map; return pytest's status and results.
 
-    `early` is a pytest process started while tia planned, to run the plan if it can."""
-    from tia.runner import run_pytest
+    `early` is a pytest process started while tia planned, to run the plan if it can.
+
+    When xdist workers that tia started meet an internal error (a report a worker cannot
+    send, such as a failure whose text holds a lone surrogate, stops that worker), the
+    tests that did not report run again without workers.  A run whose internal error
+    left selected tests unrun never ends with status 0."""
+    from tia.project import internal_error, left_unrun
 
     workers = _workers(project, plan, pytest_args)
     if workers:
         _say(f"using {workers} pytest-xdist workers")
-    # Index files ahead on a core pytest leaves idle, never on one it uses.
-    spare = isinstance(workers, int) and max(workers, 1) < (os.cpu_count() or 1)
     # A shard saw part of the suite: it must not replace the whole map.
     replace = replace_all and shard is None
+    status, payload, idle = _execute_once(project, plan, pytest_args, workers, replace, shard, early)
+    if idle:
+        _say("no tests affected")
+        return ExitCode.OK, payload
+    if workers and status != ExitCode.INTERRUPTED and internal_error(status, payload):
+        status, payload = _rerun_undone(project, plan, pytest_args, shard, status, payload)
+    unrun = left_unrun(status, payload) if status != ExitCode.INTERRUPTED else None
+    if unrun:
+        _warn(unrun)
+        if status == PytestExit.OK:
+            status = PytestExit.INTERNAL_ERROR
+    return status, payload
+
+
+def _rerun_undone(
+    project: Project,
+    plan: Plan,
+    pytest_args: list[str],
+    shard: tuple[int, int] | None,
+    status: int,
+    payload: dict[str, Any] | None,
+) -> tuple[int, dict[str, Any] | None]:
+    """Run without workers what a run under workers that ended in an internal error did
+    not do; return the status and results of both together."""
+    from tia.project import selected_after_collection
+
+    first = payload or {}
+    # A shard's tests are chosen among those to run: the rest of it would be cut
+    # differently, so a shard runs again whole.
+    done = _done(first) if shard is None else set()
+    kept = selected_after_collection(first)
+    undone = None if kept is None else sum(1 for n in kept if n not in done)
+    if undone == 0:
+        return status, payload  # an internal error after every test (a plugin's hook): pytest's to report
+    which = "all the" if undone is None else f"the {undone}"
+    _say(
+        f"pytest-xdist ended in an internal error; running {which} selected tests "
+        "it did not run or record again, without workers"
+    )
+    status, payload, _ = _execute_once(project, plan.rest(done), pytest_args, 0, False, shard, None)
+    payload = _joined(first, payload) if payload is not None else first or None
+    if status in (PytestExit.OK, PytestExit.TESTS_FAILED, PytestExit.NO_TESTS_COLLECTED):
+        status = _joined_status(status, payload)
+    return status, payload
+
+
+def _execute_once(
+    project: Project,
+    plan: Plan,
+    pytest_args: list[str],
+    workers: int | str,
+    replace: bool,
+    shard: tuple[int, int] | None,
+    early: EarlyPytest | None,
+) -> tuple[int, dict[str, Any] | None, bool]:
+    """One pytest run of `_execute`: pytest's status, its results, and whether it found
+    nothing to run because the selection was empty."""
+    from tia.runner import run_pytest
+
+    # Index files ahead on a core pytest leaves idle, never on one it uses.
+    spare = isinstance(workers, int) and max(workers, 1) < (os.cpu_count() or 1)
     stored: list[Settled] = []
 
     def store(payload: dict[str, Any]) -> None:
@@ -273,7 +337,7 @@ def _execute(
     )
     if result.payload is None:
         _warn("pytest reported no results; the map is unchanged")
-        return result.exitstatus, None
+        return result.exitstatus, None, False
     # `store` returned, or was never called (pytest ended before it wrote its results).
     settled = (
         stored[0]
@@ -282,17 +346,47 @@ def _execute(
     )
     if result.interrupted:
         _say(f"interrupted: recorded the {settled.recorded} tests that completed; the rest run next time")
-        return ExitCode.INTERRUPTED, result.payload
-    if settled.nothing_affected:
-        _say("no tests affected")
-        return ExitCode.OK, result.payload
-    return result.exitstatus, result.payload
+        return ExitCode.INTERRUPTED, result.payload, False
+    return result.exitstatus, result.payload, settled.nothing_affected
+
+
+def _joined(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """The results of a run and of its rerun, as if of one run."""
+    return {
+        **second,
+        "outcomes": {**(first.get("outcomes") or {}), **(second.get("outcomes") or {})},
+        "parts": [*(first.get("parts") or []), *(second.get("parts") or [])],
+    }
+
+
+def _joined_status(status: int, payload: dict[str, Any]) -> int:
+    """pytest's status for a run and its rerun together, from the rerun's and every outcome."""
+    from tia.records import FAILED_OUTCOMES
+
+    outcomes = payload.get("outcomes") or {}
+    if any(r.get("outcome") in FAILED_OUTCOMES for r in outcomes.values()):
+        return PytestExit.TESTS_FAILED
+    return PytestExit.OK if status == PytestExit.NO_TESTS_COLLECTED and outcomes else status
+
+
+def _done(payload: dict[str, Any]) -> set[str]:
+    """The tests a run is done with: those that failed, and those whose recording reached
+    tia (a worker that stops in an internal error takes its tests' recordings along)."""
+    from tia.records import FAILED_OUTCOMES
+
+    recorded = {n for part in payload.get("parts") or () for n in part.get("deps") or ()}
+    return {
+        nodeid
+        for nodeid, result in (payload.get("outcomes") or {}).items()
+        if nodeid in recorded or result.get("outcome") in FAILED_OUTCOMES
+    }
 
 
 def _verify(project: Project, plan: Plan, pytest_args: list[str], early: EarlyPytest) -> int:
     """Run everything and report each failing test the selection would have skipped."""
     import copy
 
+    from tia.project import unreported
     from tia.records import FAILED_OUTCOMES
 
     full = copy.copy(plan)
@@ -316,6 +410,15 @@ def _verify(project: Project, plan: Plan, pytest_args: list[str], early: EarlyPy
         )
         _say(f"verify: MISSED {nodeid}: it fails, and the selection would have skipped it ({where})")
     failing = sum(1 for r in payload.get("outcomes", {}).values() if r.get("outcome") in FAILED_OUTCOMES)
+    unrun = unreported(payload)
+    if unrun or status not in (PytestExit.OK, PytestExit.TESTS_FAILED, PytestExit.NO_TESTS_COLLECTED):
+        # Failing tests among those that did not run would go uncounted: vouch for nothing.
+        _say(
+            f"verify: NOT VERIFIED: the whole suite did not run (pytest exit status {status}, "
+            f"{len(unrun)} tests did not report); of those that ran, {failing} failed, "
+            f"{len(missed)} of them missed by the selection"
+        )
+        return ExitCode.ERROR if missed or status == PytestExit.OK else status
     _say(f"verify: {failing} failing tests, {len(missed)} of them missed by the selection")
     return ExitCode.ERROR if missed else status
 

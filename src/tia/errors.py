@@ -1,4 +1,4 @@
-"""The exceptions tia raises, and the exit codes the CLI maps them to.
+"""The exceptions tia raises, the exit codes the CLI maps them to, and pytest's.
 
 Every error a user can cause derives from `TiaError`; the CLI catches it once,
 prints its one-line message and exits with its `exit_code`.  Anything else that
@@ -17,6 +17,18 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     ERROR = 3
     INTERRUPTED = 130
+
+
+class PytestExit(enum.IntEnum):
+    """pytest's exit statuses, as `pytest.ExitCode` numbers them, for code that does not
+    import pytest."""
+
+    OK = 0
+    TESTS_FAILED = 1
+    INTERRUPTED = 2
+    INTERNAL_ERROR = 3
+    USAGE_ERROR = 4
+    NO_TESTS_COLLECTED = 5
 
 
 class TiaError(Exception):

@@ -161,7 +161,14 @@ class TiaDriver:
 
     def finish(self, payload: dict[str, Any], session: pytest.Session) -> None:
         from tia.errors import TiaError
+        from tia.project import left_unrun
 
+        unrun = left_unrun(int(session.exitstatus), payload)
+        if unrun:
+            _warn(unrun)
+            if session.exitstatus == pytest.ExitCode.OK:
+                # xdist ends with status 0 when a worker's internal error stopped it.
+                session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
         if not self.record:
             return
         try:
@@ -332,6 +339,7 @@ class TiaSession:
         self.narrowed = False
         self.selected: list[str] | None = None
         self.worker_results: list[dict[str, Any]] = []
+        self.internal_error = False
         self.started = time.time()
         self.collect_seconds = 0.0
         self.skip = {str(self.root / p) for p in self.plan.get("skip_files", [])}
@@ -497,6 +505,11 @@ class TiaSession:
         self.phases.setdefault(report.nodeid, {})[report.when] = report
         self.durations[report.nodeid] = self.durations.get(report.nodeid, 0.0) + report.duration
 
+    def pytest_internalerror(self, excrepr: Any, excinfo: Any) -> None:
+        # xdist reports a worker's internal error this way, and may still end the session
+        # with status 0: the tests that worker had left never ran.
+        self.internal_error = True
+
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         output = getattr(node, "workeroutput", None) or {}
         if "tia" in output:
@@ -574,6 +587,7 @@ class TiaSession:
         }
         payload = {
             "exitstatus": exitstatus,
+            "internal_error": self.internal_error,
             "rootdir": str(session.config.rootpath),
             "outcomes": outcomes,
             "parts": results,

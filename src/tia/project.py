@@ -28,7 +28,7 @@ from tia.environment import (
     read_owners,
     stamp,
 )
-from tia.errors import StoreError, TiaError
+from tia.errors import PytestExit, StoreError, TiaError
 from tia.gitrepo import UNKNOWN_BLOB, Base, GitRepo
 from tia.records import (
     FAILED_OUTCOMES,
@@ -71,6 +71,7 @@ class Plan(Value):
         base: the ``--since`` merge-base, if any.
         skip_files: test files (repository-relative) that pytest need not collect.
         owners: the distributions by importable name, for the plugin, if tia read them.
+        retry: for `rest`'s plan, pytest's header line.
     """
 
     __slots__ = (
@@ -82,6 +83,7 @@ class Plan(Value):
         "mode",
         "needs_pytest",
         "owners",
+        "retry",
         "selection",
         "skip_files",
         "snapshot",
@@ -117,6 +119,7 @@ class Plan(Value):
         self.skip_files: set[str] = set()
         self.started = time.time()
         self.owners: Owners | None = None
+        self.retry: str | None = None
 
     @property
     def selected(self) -> list[str]:
@@ -144,6 +147,8 @@ class Plan(Value):
 
     def header(self) -> str:
         """One line for pytest's header, in pytest's voice."""
+        if self.retry:
+            return self.retry
         if self.mode == "all":
             return f"tia: running every test: {self.why_all}"
         affected, files, since = self._affected()
@@ -182,6 +187,31 @@ class Plan(Value):
             "owners": self.owners.to_json() if self.owners else None,
         }
 
+    def rest(self, reported: Collection[str]) -> Plan:
+        """The part of this plan that a run which reported `reported` did not do: its
+        tests that did not report, and new tests that did not either."""
+        if self.mode == "all":
+            reasons = {nodeid: [Reason("all", detail=self.why_all or "")] for nodeid in self.known}
+        else:
+            reasons = dict(self.selection.reasons)
+        rest = Plan(
+            "select",
+            None,
+            Selection({n: rs for n, rs in reasons.items() if n not in reported}),
+            self.known | set(reported),
+            self.listing,
+            self.snapshot,
+            self.env,
+            {n: d for n, d in self.durations.items() if n not in reported},
+            self.touched,
+            self.base,
+        )
+        rest.skip_files = self.skip_files
+        rest.owners = self.owners
+        rest.started = self.started
+        rest.retry = "tia: the tests the first attempt did not run or record, without workers"
+        return rest
+
 
 class Settled(FrozenValue):
     """What `Project.settle` made of a run: how many tests it recorded, and whether
@@ -200,6 +230,29 @@ def selected_after_collection(payload: dict[str, Any] | None) -> list[str] | Non
         if part.get("selected") is not None:
             return list(part["selected"])
     return None
+
+
+def unreported(payload: dict[str, Any] | None) -> list[str]:
+    """Tests pytest kept after collection that did not run to the end."""
+    outcomes = (payload or {}).get("outcomes") or {}
+    return [n for n in selected_after_collection(payload) or () if n not in outcomes]
+
+
+def internal_error(exitstatus: int, payload: dict[str, Any] | None) -> bool:
+    """Whether pytest, or one of its xdist workers, ended in an internal error: then tests
+    it selected may not have run, though xdist can still end with status 0."""
+    return exitstatus == PytestExit.INTERNAL_ERROR or bool((payload or {}).get("internal_error"))
+
+
+def left_unrun(exitstatus: int, payload: dict[str, Any] | None) -> str | None:
+    """The warning for a run whose internal error left selected tests unrun, if it did."""
+    unrun = unreported(payload)
+    if not unrun or not internal_error(exitstatus, payload):
+        return None
+    return (
+        f"pytest ended in an internal error before {len(unrun)} selected tests reported "
+        f"({unrun[0]} first); they are selected again next time"
+    )
 
 
 class Project:
@@ -729,9 +782,9 @@ class Project:
     ) -> Settled:
         """Fold a finished pytest run into the map and say what it amounted to.
 
-        A run that was interrupted or hit collection errors (pytest's exit status 2)
-        did not see every test, so it never replaces the whole map."""
-        complete = not interrupted and exitstatus != 2
+        A run that was interrupted, hit collection errors (pytest's exit status 2) or
+        an internal error did not see every test, so it never replaces the whole map."""
+        complete = not interrupted and exitstatus != 2 and not internal_error(exitstatus, payload)
         recorded = self.fold(plan, payload, replace_all=replace_all and complete)
         selected = selected_after_collection(payload)
         return Settled(recorded, nothing_affected=exitstatus == 5 and selected == [])
