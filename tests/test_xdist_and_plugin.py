@@ -429,6 +429,18 @@ def test_a_run_is_stored_while_pytest_prints_its_summary_and_exits(mapped: GitPr
     assert "tests/test_core.py::test_add" in result.ran()  # conftest.py changed: every test ran
 
 
+def test_a_failure_whose_text_utf8_cannot_encode_reaches_the_controller(project: GitProject) -> None:
+    # PyYAML tests unacceptable characters: execnet cannot send a lone surrogate.
+    project.write("tests/test_text.py", 'def test_surrogate():\n    assert "\\udc80" == "x"\n')
+    project.commit("a failure with a lone surrogate in its text")
+    result = project.run("-n", "2")
+    assert result.rc == 1, result
+    assert "internal error" not in result.output
+    assert result.ran() == ALL_SAMPLE_TESTS | {"tests/test_text.py::test_surrogate"}
+    assert result.failed() == {"tests/test_text.py::test_surrogate"}
+    assert "AssertionError: assert '\\udc80' == 'x'" in result.stdout
+
+
 # A report that cannot travel from an xdist worker ends that worker in an internal error
 # (PyYAML's suite fails a test whose message holds a lone surrogate, which execnet cannot
 # encode). This hook does the same to any call report of a test named `*_breaks_a_worker`,

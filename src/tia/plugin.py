@@ -189,6 +189,24 @@ class TiaDriver:
         self.stack.close()
 
 
+def _encodable(value: Any) -> Any:
+    """`value` (JSON-like), with each string that UTF-8 cannot encode written with
+    backslash escapes (``\\udc80``) instead."""
+    if isinstance(value, str):
+        if value.isascii():
+            return value
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if isinstance(value, dict):
+        return {_encodable(key): _encodable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_encodable(item) for item in value)
+    return value
+
+
 class _Uncollected:
     """Stands, in the terminal's statistics, for a test in a file pytest did not collect."""
 
@@ -504,6 +522,14 @@ class TiaSession:
             return  # the controller records outcomes from the reports workers send it
         self.phases.setdefault(report.nodeid, {})[report.when] = report
         self.durations[report.nodeid] = self.durations.get(report.nodeid, 0.0) + report.duration
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_report_to_serializable(self, config: pytest.Config, report: Any) -> Generator[None, Any, Any]:
+        data = yield
+        # An xdist worker sends reports through execnet, which takes only text UTF-8 can
+        # encode: a lone surrogate in a failure's text (PyYAML's tests of unacceptable
+        # characters) would stop the worker in an internal error, its other tests unrun.
+        return _encodable(data) if os.environ.get("PYTEST_XDIST_WORKER") else data
 
     def pytest_internalerror(self, excrepr: Any, excinfo: Any) -> None:
         # xdist reports a worker's internal error this way, and may still end the session
