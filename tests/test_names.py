@@ -687,6 +687,37 @@ def test_a_function_that_names_the_module_is_an_escape_not_a_reader() -> None:
     assert package.escapes == {"pkg/lazy.py": {"load"}}
 
 
+def test_once_code_that_names_the_module_ran_a_new_function_is_read_by_whatever_lists_names() -> None:
+    # funcy's test_rpartial passes 'funcy' to a function: it might import the package
+    # by that name and hand it to anything.
+    files = {
+        **PKG,
+        "tests/test_doc.py": """
+            import doctest
+
+
+            def test_doc():
+                assert doctest.DocTestSuite("pkg.rates").countTestCases() == 0
+            """,
+        "pkg/load.py": "import importlib\n\nLOADED = importlib.import_module('pkg.rates')\n",
+        "pkg/show.py": "def names(obj):\n    return sorted(vars(obj))\n",
+        "pkg/getter.py": "def get(obj, name):\n    return getattr(obj, name)\n",
+    }
+    added = frozenset({"brand_new"})
+    narrowed = readers(files).narrow("pkg/rates.py", added, added, new=True)
+    assert narrowed is not None
+    assert narrowed.escapes == {"tests/test_doc.py": {"test_doc"}, "pkg/load.py": {MODULE}}
+    assert "pkg/show.py" not in narrowed.readers  # it lists what it is handed: not rates
+    by_name = readers(files).narrow("pkg/rates.py", added, added, new=True, by_name=True)
+    assert by_name is not None
+    assert by_name.readers["pkg/show.py"] == {"names": ANY}
+    assert by_name.readers["tests/test_doc.py"] == {"test_doc": ANY}
+    assert "pkg/load.py" in by_name.fallback
+    assert "pkg/getter.py" not in by_name.readers  # no name it could compute is new
+    # A name that existed before may be read by any of them: nothing is narrowed.
+    assert readers(files).narrow("pkg/rates.py", frozenset({"RATE"}), frozenset(), by_name=True) is None
+
+
 def test_a_string_only_compared_or_naming_something_else_is_no_escape() -> None:
     files = {
         **PKG,
@@ -809,6 +840,57 @@ def test_a_star_import_brings_a_new_function_only_if_it_is_public_and_exported(
     new = readers(files).narrow("pkg/rates.py", frozenset({name}), frozenset({name}), new=True)
     assert new is not None
     assert ("pkg/api.py" in new.fallback) is sees
+
+
+@pytest.mark.parametrize(
+    ("source", "name", "shadows"),
+    [
+        ("from pkg.rates import *\n", "_private", False),
+        ("from pkg.rates import *\n", "brand_new", False),
+        ("from .rates import *\n", "brand_new", False),
+        ("from pkg.rates import *\n", "other", True),
+        ("from os.path import *\n", "_private", True),
+        ("try:\n    from os.path import *\nexcept ImportError:\n    pass\n", "_private", True),
+        ("from pkg.computed import *\n", "_private", True),
+        ("from pkg.literal import *\n", "_private", False),
+        ("from pkg.chain import *\n", "brand_new", True),
+        ("from pkg.chain import *\n", "_private", False),
+        ("from pkg.dynamic import *\n", "brand_new", True),
+    ],
+    ids=[
+        "private",
+        "public, spelled nowhere",
+        "relative",
+        "public, the source binds it",
+        "outside the work tree",
+        "outside, under try",
+        "computed __all__",
+        "literal __all__",
+        "the source star-imports one that binds it",
+        "private, through the chain",
+        "the source binds names it does not spell",
+    ],
+)
+def test_a_new_function_in_a_module_that_star_imports_may_shadow_what_the_import_brought(
+    source: str, name: str, shadows: bool
+) -> None:
+    # funcy's `__init__.py` star-imports its submodules: a new function there is new only
+    # if no star import could have bound its name already.
+    files = {
+        **PKG,
+        "pkg/star.py": f"{source}\n\ndef {name}():\n    return 1\n",
+        "pkg/computed.py": "from pkg.rates import *\n\n__all__ = sorted(globals())\n",
+        "pkg/literal.py": "__all__ = ['rate']\n\n\ndef rate():\n    return 1\n",
+        "pkg/chain.py": "from pkg.bound import *\n",
+        "pkg/bound.py": "def brand_new():\n    return 2\n",
+        "pkg/dynamic.py": "globals().update(dict.fromkeys(['a', 'b']))\n",
+        # Reads whatever name it is given from pkg.star: only a name that existed before.
+        "pkg/getter.py": "from pkg import star\n\n\ndef get(name):\n    return getattr(star, name)\n",
+    }
+    added = frozenset({name})
+    narrowed = readers(files).narrow("pkg/star.py", added, added, new=True)
+    assert narrowed is not None
+    assert ("pkg/getter.py" in narrowed.readers) is shadows
 
 
 @pytest.mark.parametrize(

@@ -327,6 +327,49 @@ def test_a_new_unused_function_selects_nothing(mapped: GitProject) -> None:
     assert mapped.run().ran() == set()
 
 
+def test_a_new_unused_function_in_a_package_that_star_imports_selects_nothing(project: GitProject) -> None:
+    # funcy's `__init__.py` star-imports its submodules, which spell no such name.
+    project.write_all(
+        {
+            "pkg/__init__.py": "from .core import *\nfrom .uses import scaled\n",
+            # It may read any name of the package, but not one that was never there.
+            "pkg/lookup.py": "import pkg\n\n\ndef get(name):\n    return getattr(pkg, name)\n",
+            "tests/test_lookup.py": """
+                from pkg import lookup
+
+
+                def test_get():
+                    assert lookup.get("scaled")(1) == 2
+                """,
+        }
+    )
+    project.commit("a package that star-imports")
+    assert project.tia("map").rc == 0
+    text = project.read("pkg/__init__.py")
+    project.write("pkg/__init__.py", text + "\n\ndef _unused_helper():\n    return 42\n")
+    assert project.select() == {}
+    # A def by a name that the star import bound shadows it: whatever may read it runs.
+    project.write("pkg/__init__.py", text + "\n\ndef add(a, b):\n    return 0\n")
+    assert "tests/test_lookup.py::test_get" in project.select()
+
+
+def test_a_new_function_is_narrowed_after_a_test_named_its_module_in_a_string(mapped: GitProject) -> None:
+    # funcy's test_rpartial passes 'funcy' to a function; a module got by its name may
+    # be handed to anything, but only code that lists its names can see a new function.
+    mapped.write(
+        "tests/test_named.py",
+        "import importlib\n\n\ndef test_named():\n    assert importlib.import_module('pkg.core')\n",
+    )
+    mapped.commit("a test that names pkg.core")
+    assert mapped.run().rc == 0
+    text = mapped.read("pkg/core.py")
+    mapped.write("pkg/core.py", text + "\n\ndef _unused_helper():\n    return 42\n")
+    assert set(mapped.select()) == {"tests/test_named.py::test_named"}
+    # A constant that existed before may be read by whatever got the module by name.
+    mapped.write("pkg/core.py", text.replace("LIMIT = 10", "LIMIT = 11"))
+    assert {"tests/test_core.py::test_add", "tests/test_core.py::test_limit"} <= set(mapped.select())
+
+
 def test_a_failed_test_runs_again_until_it_passes(mapped: GitProject) -> None:
     mapped.replace("pkg/core.py", "return a + b", "return a - b")
     first = mapped.run()

@@ -25,7 +25,8 @@ rebound name impurely, its dotted name appears in a configuration file
 (`tia.configured`) or in a string that import-time code holds (something may
 import it by name and read any of its attributes), or code hands its module
 object around as a value.  A string in a function body voids the narrowing
-only once a test ran that function (`Narrowing.escapes`).
+only once a test ran that function (`Narrowing.escapes`), and the narrowing of
+new functions not even then (`Readers.narrow`'s ``by_name``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from typing import Any
 
 from tia import configured
 from tia.bindings import (
+    BUILTIN_CLASSES,
     FUNCTION_NODES,
     ModuleNames,
     Purity,
@@ -444,7 +446,8 @@ class _FileReads:
     def outside_modules(self, tops: Collection[str]) -> frozenset[str]:
         """The names its top-level ``import`` statements bind to a module outside the
         work tree (``import builtins``; `tops`: the first part of every dotted name
-        the work tree's modules have), and that nothing else in the file binds."""
+        the work tree's modules have), and the builtin classes (``object.__dict__``,
+        funcy's), that nothing else in the file binds."""
         names = {
             alias.asname or alias.name.split(".", 1)[0]
             for stmt in self.tree.body
@@ -452,7 +455,13 @@ class _FileReads:
             for alias in stmt.names
             if alias.name.split(".", 1)[0] not in tops
         }
-        return frozenset(names - self.purity.shadowed)
+        imported = {
+            alias.asname or alias.name.split(".", 1)[0]
+            for node in ast.walk(self.tree)
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+            for alias in node.names
+        }
+        return frozenset((names | (BUILTIN_CLASSES - imported)) - self.purity.shadowed)
 
     @functools.cached_property
     def inert(self) -> frozenset[int]:
@@ -585,7 +594,7 @@ class Narrowing(FrozenValue):
     The narrowing holds only while no test has run a scope of `escapes`: code
     that imports the changed module by name may hand it to anything, in that
     test or a later one, that reads any of its names; once one ran, every
-    importer counts.  (``load_tests`` naming a module for `doctest` is such a
+    importer counts, unless the names are new functions (`Readers.narrow`).  (``load_tests`` naming a module for `doctest` is such a
     scope, and pytest never runs it.)  For `MODULE`, the file's import-time
     code: it holds while no test depends on the file, nothing imports it and
     none of its code ran outside tests (Sphinx's ``docs/conf.py``, which names
@@ -660,21 +669,26 @@ class Readers:
         return self._files[path]
 
     def narrow(
-        self, path: str, names: frozenset[str], defs: frozenset[str], new: bool = False
+        self, path: str, names: frozenset[str], defs: frozenset[str], new: bool = False, by_name: bool = False
     ) -> Narrowing | None:
         """Who reads `names`, rebound in `path` (see `Narrowing`).  `new`: they are new
         functions nothing mentioned before (`tia.scopes.FileDiff.new_defs`), which
-        code that reads names dynamically sees only if it lists an object's names."""
-        key = (path, names, defs, new)
+        code that reads names dynamically sees only if it lists an object's names.
+
+        `by_name`: code of the narrowing's `escapes` ran, and may have handed the module
+        it got by name to any code.  New functions are still narrowed: that code reads
+        them, and so does whatever lists an object's names, in any file.  Anything else
+        is not narrowed (None)."""
+        key = (path, names, defs, new, by_name)
         if key not in self._results:
-            narrowed = self._narrow(path, names, defs, new)
+            narrowed = self._narrow(path, names, defs, new, by_name) if new or not by_name else None
             if narrowed is _GREW:  # names other than the new ones are rebound: the full rules
-                narrowed = self._narrow(path, names, defs, False)
+                narrowed = None if by_name else self._narrow(path, names, defs, False, False)
             self._results[key] = narrowed if isinstance(narrowed, Narrowing) else None
         return self._results[key]
 
     def _narrow(
-        self, path: str, names: frozenset[str], defs: frozenset[str], new: bool
+        self, path: str, names: frozenset[str], defs: frozenset[str], new: bool, by_name: bool
     ) -> Narrowing | object | None:
         named = self._named_where(path)
         if named is None or self._module_escapes(path):
@@ -683,6 +697,8 @@ class Readers:
         changed = self._parsed(path)
         if changed is None:
             return None
+        if new and self._star_may_bind(path, names, {path}):
+            return _GREW
         # Subclasses elsewhere of a plainly made class that changed are made plainly too.
         plain_classes = {c for c in names if c in changed.classes and changed.plain_header(c, set())}
         # A name a class body binds, and nothing at module level: an attribute, read as
@@ -737,7 +753,7 @@ class Readers:
                     continue
                 own = file == path or (starred and reads.star_imports)  # its own names hold new ones
                 others = reads.outside_modules(self._top_names) if new else frozenset()
-                holds = functools.cache(lambda f=file: f == path or self._holds_module(f, path))
+                holds = functools.cache(lambda f=file: f == path or by_name or self._holds_module(f, path))
                 for scope, (found, dynamic) in reads.scopes.items():
                     hit = found & batch
                     if hit:
@@ -836,6 +852,15 @@ class Readers:
             # rebound name.  (parso's grammar generator runs getattr(namespace, label)
             # at import time; it made every constant's change select every test.)
             attribute_readers = {}
+        if by_name:
+            # The code that got the module by its name may list it with the standard
+            # library's help (`doctest.DocTestSuite("pkg.rates")`).
+            for file, scopes in escapes.items():
+                for scope in scopes:
+                    if scope == MODULE:
+                        fallback.setdefault(file, ANY)
+                    else:
+                        readers.setdefault(file, {}).setdefault(scope, ANY)
         return Narrowing(readers, fallback, attribute_readers, classes, escapes, frozenset(rebound))
 
     def _values(self, file: str) -> tuple[dict[str, Any], set[int]]:
@@ -886,6 +911,37 @@ class Readers:
         else:
             found = self._resolver.by_name.get(node.module or "", set())
         return next(iter(found)) if len(found) == 1 else None
+
+    def _star_may_bind(self, file: str, names: frozenset[str], seen: set[str]) -> bool:
+        """Whether an ``import *`` in `file` may bind one of `names`: a new def by that name
+        then shadows what the import brought.  A module brings a name only if its text
+        spells it, or, with no ``__all__``, if the name is public and it binds names it does
+        not spell or star-imports one; a module outside the work tree may bring anything."""
+        reads = self._parsed(file)
+        if reads is None:
+            return True
+        for node in ast.walk(reads.tree):
+            if not star_import(node):
+                continue
+            assert isinstance(node, ast.ImportFrom)
+            source = self._imported_file(file, node)
+            if source is None:
+                return True
+            if source in seen:
+                continue
+            seen.add(source)
+            text = self._text(source)
+            source_reads = self._parsed(source)
+            if source_reads is None or any(n.encode() in text for n in names):
+                return True
+            if any(isinstance(n, ast.Name) and n.id == "__all__" for n in ast.walk(source_reads.tree)):
+                if not _literal_all(source_reads.tree):
+                    return True
+                continue
+            public = frozenset(n for n in names if not n.startswith("_"))
+            if public and (DYNAMIC_HINT.search(text) or self._star_may_bind(source, public, seen)):
+                return True
+        return False
 
     def _holds_module(self, file: str, path: str) -> bool:
         """Whether `file` imports the module `path`, or a package above it, as an object."""
@@ -1045,7 +1101,9 @@ def _binds(node: ast.AST, name: str) -> bool:
     return False
 
 
-_GREW = object()  # `Readers._narrow`'s answer when the closure of new names grows
+# `Readers._narrow`'s answer when new names are not only new: the closure of them grows,
+# or an ``import *`` may have bound one of them.
+_GREW = object()
 
 
 def _lists_names(

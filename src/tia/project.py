@@ -882,7 +882,8 @@ def _narrower(
     facts: RunFacts,
 ) -> Callable[[str, FileDiff], Narrowing | None]:
     """`select`'s `narrow`: the readers, in the work tree, of what a change rebinds;
-    None once code the narrowing's `escapes` name may have run."""
+    once code of the narrowing's `escapes` may have run, what `Readers.narrow` makes of
+    that (``by_name``)."""
     readers: Readers | None = None
 
     def ran(file: str, scopes: set[str]) -> bool:
@@ -901,9 +902,10 @@ def _narrower(
             from tia.names import Readers
 
             readers = Readers(listing, worktree.read)
-        narrowed = readers.narrow(path, d.names or frozenset(), d.defs, d.new_defs)
+        names = d.names or frozenset()
+        narrowed = readers.narrow(path, names, d.defs, d.new_defs)
         if narrowed is not None and any(ran(f, s) for f, s in narrowed.escapes.items()):
-            return None
+            return readers.narrow(path, names, d.defs, d.new_defs, by_name=True)
         return narrowed
 
     return narrow

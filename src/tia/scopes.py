@@ -31,10 +31,11 @@ Invariants:
   enclosing body.  Lambdas and comprehensions belong to the scope they are in.
 * A *free def* is a module-level function with no decorator, no special name
   (dunder, ``pytest_*``), defined once, not named by module-level code (not
-  even in a string such as ``__all__``), in a module without ``import *``.  It
-  is left out of the module fingerprint, so adding one is not a module change
-  unless its name is a builtin or something the old version bound or read
-  anywhere (see `diff_indexes`).
+  even in a string such as ``__all__``).  It is left out of the module
+  fingerprint, so adding one is not a module change unless its name is a
+  builtin or something the old version bound or read anywhere (see
+  `diff_indexes`); in a module with ``import *``, the name may also be one the
+  import binds, which `tia.names` checks in the modules it imports from.
 * A qualified name that occurs twice (a property's getter and setter) gets
   ``#2``, ``#3``... in order of appearance.
 * The body of a function behind a caching decorator (``functools.cache``,
@@ -414,7 +415,6 @@ def _read_anywhere(nodes: list[ast.AST]) -> set[str]:
 def _split_free_defs(tree: ast.Module) -> tuple[list[ast.stmt], dict[str, ast.stmt]]:
     """Separate free defs (see the module docstring) from the rest of the module."""
     loads = _module_level_loads(tree)
-    has_star = any(isinstance(s, ast.ImportFrom) and any(a.name == "*" for a in s.names) for s in tree.body)
     counts: dict[str, int] = {}
     for stmt in tree.body:
         if isinstance(stmt, (*_FUNCTION_NODES, ast.ClassDef)):
@@ -426,7 +426,6 @@ def _split_free_defs(tree: ast.Module) -> tuple[list[ast.stmt], dict[str, ast.st
         if (
             isinstance(stmt, _FUNCTION_NODES)
             and not stmt.decorator_list
-            and not has_star
             and not _SPECIAL_NAME.match(stmt.name)
             and stmt.name not in loads
             and stmt.name not in others
