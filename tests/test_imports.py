@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tia.imports import ModuleResolver, extract_imports
+from tia.imports import ModuleResolver, extract_imports, module_stem
 from tia.project import LazyImportGraph
 from tia.records import RunFacts
 from tia.scopes import FileIndex, index_source
@@ -418,3 +418,11 @@ def test_a_deleted_module_reaches_whatever_still_imports_it() -> None:
     assert LazyImportGraph(listing, _Indexed(sources), RunFacts(), []).importers("pkg/gone.py") == {
         "pkg/gone.py"
     }
+
+
+@pytest.mark.parametrize(
+    ("path", "stem"),
+    [("pkg/mod.py", "mod"), ("pkg/sub/__init__.py", "sub"), ("__init__.py", ""), ("top.py", "top")],
+)
+def test_a_module_s_stem_is_the_last_part_of_its_dotted_name(path: str, stem: str) -> None:
+    assert module_stem(path) == stem

@@ -22,6 +22,13 @@ ImportRecord = list[Any]
 _DYNAMIC_CALLS = {"import_module", "__import__", "import_from_path"}
 
 
+def module_stem(path: str) -> str:
+    """The last part of the dotted name of the module in the Python file `path`: its
+    package's name for an ``__init__.py`` ("" for one at the root)."""
+    stem = posixpath.basename(path)[: -len(".py")]
+    return posixpath.basename(posixpath.dirname(path)) if stem == "__init__" else stem
+
+
 def _literal_strings(node: ast.AST) -> list[str] | None:
     """The strings of a literal str, list or tuple of str; None if it is anything else."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str):

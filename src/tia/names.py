@@ -54,7 +54,7 @@ from tia.bindings import (
     type_checking_only,
     unpacks,
 )
-from tia.imports import ModuleResolver
+from tia.imports import ModuleResolver, module_stem
 from tia.records import MODULE
 from tia.scopes import ScopeCollector, is_cached
 from tia.values import FrozenValue
@@ -594,8 +594,9 @@ class Narrowing(FrozenValue):
     The narrowing holds only while no test has run a scope of `escapes`: code
     that imports the changed module by name may hand it to anything, in that
     test or a later one, that reads any of its names; once one ran, every
-    importer counts, unless the names are new functions (`Readers.narrow`).  (``load_tests`` naming a module for `doctest` is such a
-    scope, and pytest never runs it.)  For `MODULE`, the file's import-time
+    importer counts, unless the names are new functions (`Readers.narrow`).
+    (``load_tests`` naming a module for `doctest` is such a scope, and pytest
+    never runs it.)  For `MODULE`, the file's import-time
     code: it holds while no test depends on the file, nothing imports it and
     none of its code ran outside tests (Sphinx's ``docs/conf.py``, which names
     the package in ``project = "pkg"``, is such a file).
@@ -1042,9 +1043,7 @@ class Readers:
         """Whether some file uses the module object itself as a value (not ``mod.name``):
         whatever receives it may read any of its attributes."""
         dotted_names = self._dotted_names(path)
-        last = path[:-3].rsplit("/", 1)[-1]
-        if last == "__init__":
-            last = path.rsplit("/", 2)[-2] if "/" in path else ""
+        last = module_stem(path)
         if self._package_rebinds(path, last):
             return False
         needle = last.encode()

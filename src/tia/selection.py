@@ -461,9 +461,9 @@ def _docstring_doctest(nodeid: str, file: str) -> bool:
     """Whether `nodeid` is likely a doctest in a docstring of the Python file `file`
     (``--doctest-modules``): pytest names it after the object, dotted from the module
     (``pkg/mod.py::pkg.mod.func``), where a test function's name is its own."""
-    stem = posixpath.basename(file)[: -len(".py")]
-    if stem == "__init__":  # a package's doctests are named after the package
-        stem = posixpath.basename(posixpath.dirname(file))
+    from tia.imports import module_stem
+
+    stem = module_stem(file)  # a package's doctests are named after the package
     name = nodeid.partition("::")[2]
     # A test's name has no dot (but in its parameters); a top-level module's own
     # docstring (`mod.py::mod`) is the one doctest missed.
