@@ -785,7 +785,7 @@ DOCTESTS = {
     "pyproject.toml": """
         [tool.pytest.ini_options]
         pythonpath = ["."]
-        testpaths = ["tests", "docs", "pkg"]
+        testpaths = ["tests", "docs", "pkg", "notes.py"]
         addopts = "--doctest-glob=*.rst --doctest-modules"
         """,
     # semver 3.0.2's way: the doctests never import the package; a fixture of the tests
@@ -821,6 +821,27 @@ DOCTESTS = {
             '1.0'
             """
         ''',
+    # A top-level module's own docstring: pytest names its doctest after the module alone.
+    "notes.py": '''
+        """The version:
+
+        >>> import pkg.about
+        >>> pkg.about.VERSION
+        '1.0'
+        """
+        ''',
+    # Its code spells the name; its doctest does not.
+    "pkg/other.py": '''
+        from pkg.about import VERSION as V
+
+
+        def other():
+            """Nothing about the version:
+
+            >>> 1 + 1
+            2
+            """
+        ''',
     "docs/version.rst": """
         >>> pkg.VERSION
         '1.0'
@@ -852,12 +873,14 @@ def test_a_doctest_reads_the_names_its_text_spells(tmp_path: Path) -> None:
         "docs/sums.rst::sums.rst",
         "tests/test_limit.py::test_limit",
         "pkg/show.py::pkg.show.show",
+        "pkg/other.py::pkg.other.other",
+        "notes.py::notes",
     }
     # Only rebinds VERSION: no Python code of the project reads it, sums.rst spells it
-    # only inside another word.
+    # only inside another word, pkg/other.py only outside its doctest.
     project.replace("pkg/about.py", 'VERSION = "1.0"', 'VERSION = "1.1"')
     selected = project.select()
-    doctests = {"docs/version.rst::version.rst", "pkg/show.py::pkg.show.show"}
+    doctests = {"docs/version.rst::version.rst", "pkg/show.py::pkg.show.show", "notes.py::notes"}
     assert set(selected) == doctests
     assert selected["docs/version.rst::version.rst"][0]["detail"] == "its text may read what it rebinds"
     result = project.run()

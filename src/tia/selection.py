@@ -449,12 +449,28 @@ def _text_tests(
         if file.endswith(".py") and not _docstring_doctest(nodeid, file):
             continue
         if file not in texts:
-            texts[file] = pattern is None or _may_read(text_of(file), pattern)
+            text = text_of(file)
+            if file.endswith(".py") and text is not None:
+                text = _strings_of(text)
+            texts[file] = pattern is None or _may_read(text, pattern)
         if texts[file]:
             detail = (
                 "a test file tia reads no code of" if names is None else "its text may read what it rebinds"
             )
             sel.add(nodeid, Reason(source.rule, path, scope, detail))
+
+
+def _strings_of(source: bytes) -> bytes | None:
+    """The strings of a Python file, where its doctests are (docstrings, ``__test__``);
+    None, to count as any text, if it does not parse."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+    strings = (n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str))
+    return "\n".join(strings).encode("utf-8", "surrogateescape")
 
 
 def _docstring_doctest(nodeid: str, file: str) -> bool:
@@ -466,8 +482,8 @@ def _docstring_doctest(nodeid: str, file: str) -> bool:
     stem = module_stem(file)  # a package's doctests are named after the package
     name = nodeid.partition("::")[2]
     # A test's name has no dot (but in its parameters); a top-level module's own
-    # docstring (`mod.py::mod`) is the one doctest missed.
-    return "." in name.partition("[")[0] and f".{stem}." in f".{name}."
+    # docstring is named after the module alone (`mod.py::mod`).
+    return name == stem or ("." in name.partition("[")[0] and f".{stem}." in f".{name}.")
 
 
 def _may_read(text: bytes | None, names: re.Pattern[bytes]) -> bool:
