@@ -443,17 +443,25 @@ def _text_tests(
         # As a word: `main` is read where `semver.main(...)` is spelled, not by "maintainer".
         spelled = "|".join(re.escape(n) for n in sorted(names))
         pattern = re.compile(f"(?<![A-Za-z0-9_])(?:{spelled})(?![A-Za-z0-9_])".encode())
-    texts: dict[str, bool] = {}  # test file -> whether it may read one of `names`
+    texts: dict[str, bytes | None] = {}  # test file -> its text, a Python file's strings
+    reads: dict[str, bool] = {}  # test file -> whether its text may read one of `names`
     for nodeid in source.tests:
         file = files_of[nodeid]
-        if file.endswith(".py") and not _docstring_doctest(nodeid, file):
+        python = file.endswith(".py")
+        named = _docstring_doctest(nodeid, file) if python else None
+        if python and named is None:
             continue
         if file not in texts:
             text = text_of(file)
-            if file.endswith(".py") and text is not None:
-                text = _strings_of(text)
-            texts[file] = pattern is None or _may_read(text, pattern)
-        if texts[file]:
+            texts[file] = _strings_of(text) if python and text is not None else text
+        text = texts[file]
+        # A test named as its file (`test_x.py::test_x`) is named as a module's own
+        # doctest would be: it is one only if the file holds an example.
+        if named == _MODULE_DOCTEST and text is not None and b">>>" not in text:
+            continue
+        if file not in reads:
+            reads[file] = pattern is None or _may_read(text, pattern)
+        if reads[file]:
             detail = (
                 "a test file tia reads no code of" if names is None else "its text may read what it rebinds"
             )
@@ -473,17 +481,22 @@ def _strings_of(source: bytes) -> bytes | None:
     return "\n".join(strings).encode("utf-8", "surrogateescape")
 
 
-def _docstring_doctest(nodeid: str, file: str) -> bool:
-    """Whether `nodeid` is likely a doctest in a docstring of the Python file `file`
+_MODULE_DOCTEST = "module"  # `_docstring_doctest`: the module's own docstring
+
+
+def _docstring_doctest(nodeid: str, file: str) -> str | None:
+    """Whether `nodeid` may be a doctest in a docstring of the Python file `file`
     (``--doctest-modules``): pytest names it after the object, dotted from the module
-    (``pkg/mod.py::pkg.mod.func``), where a test function's name is its own."""
+    (``pkg/mod.py::pkg.mod.func``: "object"), or after a top-level module alone
+    (``mod.py::mod``: `_MODULE_DOCTEST`); a test function's name is its own (None)."""
     from tia.imports import module_stem
 
     stem = module_stem(file)  # a package's doctests are named after the package
     name = nodeid.partition("::")[2]
-    # A test's name has no dot (but in its parameters); a top-level module's own
-    # docstring is named after the module alone (`mod.py::mod`).
-    return name == stem or ("." in name.partition("[")[0] and f".{stem}." in f".{name}.")
+    if name == stem:
+        return _MODULE_DOCTEST
+    # A test's name has no dot (but in its parameters).
+    return "object" if "." in name.partition("[")[0] and f".{stem}." in f".{name}." else None
 
 
 def _may_read(text: bytes | None, names: re.Pattern[bytes]) -> bool:
