@@ -370,6 +370,24 @@ def test_a_new_function_is_narrowed_after_a_test_named_its_module_in_a_string(ma
     assert {"tests/test_core.py::test_add", "tests/test_core.py::test_limit"} <= set(mapped.select())
 
 
+def test_import_time_code_that_never_ran_does_not_stand_for_what_imports_its_name(
+    project: GitProject,
+) -> None:
+    # PyYAML ships examples/pygments-lexer/yaml.py: to the static graph, every `import
+    # yaml` may be it, but no test ever imported it.
+    listing = "from pkg import core\n\nNAMES = sorted(vars(core))\n"
+    project.write_all({"examples/lexer/pkg.py": listing, "pkg/names.py": listing})
+    project.write(
+        "tests/test_names.py", "from pkg import names\n\n\ndef test_names():\n    assert names.NAMES\n"
+    )
+    project.commit("a module named pkg that no test imports")
+    assert project.tia("map").rc == 0
+    text = project.read("pkg/core.py")
+    project.write("pkg/core.py", text + "\n\ndef _unused_helper():\n    return 42\n")
+    # pkg/names.py lists core's names at import, and a test imported it: that test runs.
+    assert set(project.select()) == {"tests/test_names.py::test_names"}
+
+
 def test_a_failed_test_runs_again_until_it_passes(mapped: GitProject) -> None:
     mapped.replace("pkg/core.py", "return a + b", "return a - b")
     first = mapped.run()

@@ -731,12 +731,22 @@ def _readers(
                 if read:
                     sel.add(nodeid, why(scopes[read[0]], file, read[0]))
     for file, name in sorted(fallback.items()):
+        if posixpath.basename(file) != "conftest.py" and not _ran(file, dependents, facts):
+            # Its import-time code never ran under pytest: what imports it in the static
+            # graph gets another module by that name (PyYAML's examples/pygments-lexer/yaml.py
+            # is a `yaml` no test imports).
+            continue
         what = "names read dynamically" if name.startswith("*") else name
         detail = f"{prefix}{what} used at import time by {file}"
         if posixpath.basename(file) == "conftest.py":
             _governed(sel, source, path, file, scope, detail, files_of, rootdir)
         else:
             _imported(sel, source, path, file, scope, detail, files_of, roots_of, graph, reached=True)
+
+
+def _ran(file: str, dependents: Callable[[str], Deps], facts: RunFacts) -> bool:
+    """Whether code of `file` ran in a recorded run: in a test, at import or outside tests."""
+    return bool(dependents(file)) or file in facts.import_time or file in facts.session
 
 
 def shard_of(nodeids: Iterable[str], durations: Mapping[str, float], index: int, count: int) -> set[str]:
