@@ -402,6 +402,36 @@ def test_a_failed_test_runs_again_until_it_passes(mapped: GitProject) -> None:
     assert mapped.run().ran() == set()
 
 
+def test_a_test_whose_subtest_failed_runs_again(project: GitProject) -> None:
+    # pytest 9 reports each failed `subTest` of a unittest test under the test's node id,
+    # before the test's own report, which passes (cachetools' threading tests).
+    project.write(
+        "tests/test_sub.py",
+        """
+        import unittest
+
+        from pkg import core
+
+
+        class TestAdd(unittest.TestCase):
+            def test_add(self):
+                for a in (1, 2):
+                    with self.subTest(a=a):
+                        self.assertEqual(core.add(a, a), 2 * a)
+        """,
+    )
+    project.commit("a unittest test with subtests")
+    assert project.tia("map").rc == 0
+    project.replace("pkg/core.py", "return a + b", "return a + b + 1")
+    assert project.run().rc == 1
+    again = project.run()
+    assert again.rc == 1, again
+    assert "tests/test_sub.py::TestAdd::test_add" in again.output
+    assert rules(project.select()["tests/test_sub.py::TestAdd::test_add"]) == {"failed"}
+    verify = project.run("--verify")
+    assert "verify: 2 failing tests, 0 of them missed by the selection" in verify.stderr, verify
+
+
 def test_failed_tests_run_first(mapped: GitProject) -> None:
     mapped.replace("pkg/reader.py", '["value"]', '["value"] + 1')
     mapped.run()

@@ -520,7 +520,13 @@ class TiaSession:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if os.environ.get("PYTEST_XDIST_WORKER"):
             return  # the controller records outcomes from the reports workers send it
-        self.phases.setdefault(report.nodeid, {})[report.when] = report
+        phases = self.phases.setdefault(report.nodeid, {})
+        earlier = phases.get(report.when)
+        # A failed subtest (unittest's `subTest`, reported by pytest 9 or pytest-subtests)
+        # reports under its test's node id and phase, before the test's own report, which
+        # may pass: the test failed, and must run again next time.
+        if earlier is None or not earlier.failed:
+            phases[report.when] = report
         self.durations[report.nodeid] = self.durations.get(report.nodeid, 0.0) + report.duration
 
     @pytest.hookimpl(wrapper=True)
