@@ -856,6 +856,8 @@ def test_a_star_import_brings_a_new_function_only_if_it_is_public_and_exported(
         ("from pkg.chain import *\n", "brand_new", True),
         ("from pkg.chain import *\n", "_private", False),
         ("from pkg.dynamic import *\n", "brand_new", True),
+        ("from pkg import *\n", "rates", True),
+        ("from pkg import *\n", "brand_new", False),
     ],
     ids=[
         "private",
@@ -869,6 +871,8 @@ def test_a_star_import_brings_a_new_function_only_if_it_is_public_and_exported(
         "the source star-imports one that binds it",
         "private, through the chain",
         "the source binds names it does not spell",
+        "a module of the package it star-imports",
+        "the package star-imported",
     ],
 )
 def test_a_new_function_in_a_module_that_star_imports_may_shadow_what_the_import_brought(

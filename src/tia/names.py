@@ -940,9 +940,27 @@ class Readers:
                     return True
                 continue
             public = frozenset(n for n in names if not n.startswith("_"))
-            if public and (DYNAMIC_HINT.search(text) or self._star_may_bind(source, public, seen)):
+            if public and (
+                DYNAMIC_HINT.search(text)
+                or public & self._submodules(source)  # bound on the package once imported
+                or self._star_may_bind(source, public, seen)
+            ):
                 return True
         return False
+
+    def _submodules(self, init: str) -> set[str]:
+        """The names of the modules and packages right below the package of `init`, if it
+        is an ``__init__.py``."""
+        if posixpath.basename(init) != "__init__.py":
+            return set()
+        below = posixpath.dirname(init)
+        prefix = f"{below}/" if below else ""
+        names = set()
+        for file in self._resolver.files:
+            rest = file[len(prefix) :] if file.startswith(prefix) else None
+            if rest and rest != "__init__.py":
+                names.add(rest.split("/", 1)[0].removesuffix(".py"))
+        return names
 
     def _holds_module(self, file: str, path: str) -> bool:
         """Whether `file` imports the module `path`, or a package above it, as an object."""
