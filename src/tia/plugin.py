@@ -200,10 +200,13 @@ def _encodable(value: Any) -> Any:
         except UnicodeEncodeError:
             return value.encode("utf-8", "backslashreplace").decode("utf-8")
         return value
-    if isinstance(value, dict):
+    # Exact types: what a report's JSON is made of (a subclass is left as it is).
+    if type(value) is dict:
         return {_encodable(key): _encodable(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_encodable(item) for item in value)
+    if type(value) is list:
+        return [_encodable(item) for item in value]
+    if type(value) is tuple:
+        return tuple(_encodable(item) for item in value)
     return value
 
 
