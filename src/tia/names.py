@@ -455,13 +455,18 @@ class _FileReads:
             for alias in stmt.names
             if alias.name.split(".", 1)[0] not in tops
         }
+        return frozenset((names | self._builtin_classes) - self.purity.shadowed)
+
+    @functools.cached_property
+    def _builtin_classes(self) -> frozenset[str]:
+        """The builtin classes no import of the file, at any depth, binds a name of."""
         imported = {
             alias.asname or alias.name.split(".", 1)[0]
             for node in ast.walk(self.tree)
             if isinstance(node, (ast.Import, ast.ImportFrom))
             for alias in node.names
         }
-        return frozenset((names | (BUILTIN_CLASSES - imported)) - self.purity.shadowed)
+        return BUILTIN_CLASSES - imported
 
     @functools.cached_property
     def inert(self) -> frozenset[int]:
